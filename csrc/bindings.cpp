@@ -1,0 +1,236 @@
+// bindings.cpp: the only file that knows Python. Each binding checks dtypes
+// and shapes (a clear message naming the argument), allocates outputs while
+// holding the GIL, releases the GIL for the kernel, returns. No arithmetic.
+// The friendly argument handling (casting, None, messages for users) lives
+// in pylstm/kernels.py; these checks are the last line that keeps a wrong
+// call from ever reaching raw pointers.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "dispatch.h"
+#include "lstm.h"
+
+namespace py = pybind11;
+using pylstm::Dims;
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::ostringstream o;
+  o << "(";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << (s.size() == 1 ? ",)" : ")");
+  return o.str();
+}
+
+// `obj` must be a C-contiguous array of exactly dtype T and shape `shape`.
+template <typename T>
+py::array_t<T> require(const py::object& obj, const char* name, const std::vector<int64_t>& shape) {
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + " must be a numpy array");
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
+                         ", got " + std::string(py::str(arr.dtype())));
+  if (!(arr.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous");
+  std::vector<int64_t> got(arr.shape(), arr.shape() + arr.ndim());
+  if (got != shape)
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " + shape_str(got));
+  return py::reinterpret_borrow<py::array_t<T>>(arr);
+}
+
+template <typename T>
+const T* optional_ptr(const py::object& obj, const char* name, const std::vector<int64_t>& shape,
+                      std::vector<py::array_t<T>>& keep) {
+  if (obj.is_none()) return nullptr;
+  keep.push_back(require<T>(obj, name, shape));
+  return keep.back().data();
+}
+
+const int64_t* ids_ptr(const py::object& obj, Dims d, std::vector<py::array_t<int64_t>>& keep) {
+  if (obj.is_none()) return nullptr;
+  auto ids = require<int64_t>(obj, "ids", {d.B, d.T});
+  const int64_t* p = ids.data();
+  for (int64_t r = 0; r < d.B * d.T; ++r)
+    if (p[r] < 0 || p[r] >= d.I)
+      throw py::value_error("ids must lie in [0, " + std::to_string(d.I) + "), found " + std::to_string(p[r]));
+  keep.push_back(ids);
+  return p;
+}
+
+template <typename T>
+std::unique_ptr<T[]> workspace(int64_t elems) {
+  return std::unique_ptr<T[]>(new T[elems > 0 ? elems : 1]);
+}
+
+Dims checked_dims(int64_t B, int64_t T, int64_t I, int64_t H) {
+  if (B < 1 || T < 1 || I < 1 || H < 1) throw py::value_error("B, T, I and H must all be >= 1");
+  return Dims{B, T, I, H};
+}
+
+template <typename T>
+py::tuple forward_impl(const std::string& isa, const py::object& x, const py::object& ids, const py::object& W_ih,
+                       const py::object& W_hh, const py::object& b_ih, const py::object& b_hh, const py::object& h0,
+                       const py::object& c0, int64_t B, int64_t Tn, bool need_cache, int nthreads) {
+  const auto& k = pylstm::kernel_table(isa);
+  const auto& kern = [&]() -> const pylstm::Kernels<T>& {
+    if constexpr (std::is_same_v<T, float>) return k.f32; else return k.f64;
+  }();
+  const int64_t I = py::reinterpret_borrow<py::array>(W_ih).ndim() == 2
+                        ? py::reinterpret_borrow<py::array>(W_ih).shape(1) : -1;
+  const int64_t H = py::reinterpret_borrow<py::array>(W_hh).ndim() == 2
+                        ? py::reinterpret_borrow<py::array>(W_hh).shape(1) : -1;
+  const Dims d = checked_dims(B, Tn, I, H);
+  std::vector<py::array_t<T>> keep;
+  std::vector<py::array_t<int64_t>> keep_ids;
+  pylstm::ForwardArgs<T> a;
+  a.W_ih = require<T>(W_ih, "W_ih", {4 * H, I}).data();
+  a.W_hh = require<T>(W_hh, "W_hh", {4 * H, H}).data();
+  a.b_ih = require<T>(b_ih, "b_ih", {4 * H}).data();
+  a.b_hh = require<T>(b_hh, "b_hh", {4 * H}).data();
+  a.h0 = optional_ptr<T>(h0, "h0", {B, H}, keep);
+  a.c0 = optional_ptr<T>(c0, "c0", {B, H}, keep);
+  a.ids = ids_ptr(ids, d, keep_ids);
+  a.x = a.ids ? nullptr : require<T>(x, "x", {B, Tn, I}).data();
+  if (!a.ids && x.is_none()) throw py::value_error("one of x and ids is required");
+
+  py::array_t<T> y({B, Tn, H}), h_T({B, H}), c_T({B, H}), gates({B, Tn, 4 * H});
+  py::object cs = py::none();
+  a.y = y.mutable_data();
+  a.h_T = h_T.mutable_data();
+  a.c_T = c_T.mutable_data();
+  a.gates = gates.mutable_data();
+  if (need_cache) {
+    py::array_t<T> cs_arr({B, Tn, H});
+    a.cs = cs_arr.mutable_data();
+    cs = cs_arr;
+  }
+  auto work = workspace<T>(kern.forward_workspace_elems(d, nthreads));
+  a.work = work.get();
+  {
+    py::gil_scoped_release nogil;
+    kern.forward(a, d, nthreads);
+  }
+  if (!need_cache) return py::make_tuple(y, h_T, c_T, py::none(), py::none());
+  return py::make_tuple(y, h_T, c_T, gates, cs);
+}
+
+template <typename T>
+py::tuple backward_impl(const std::string& isa, const py::object& gates, const py::object& cs, const py::object& y,
+                        const py::object& x, const py::object& ids, const py::object& W_ih, const py::object& W_hh,
+                        const py::object& h0, const py::object& c0, const py::object& dy, const py::object& dh_T,
+                        const py::object& dc_T, double clip, int nthreads) {
+  const auto& k = pylstm::kernel_table(isa);
+  const auto& kern = [&]() -> const pylstm::Kernels<T>& {
+    if constexpr (std::is_same_v<T, float>) return k.f32; else return k.f64;
+  }();
+  auto garr = py::reinterpret_borrow<py::array>(gates);
+  auto wih = py::reinterpret_borrow<py::array>(W_ih);
+  if (garr.ndim() != 3 || wih.ndim() != 2) throw py::value_error("malformed cache");
+  const int64_t B = garr.shape(0), Tn = garr.shape(1), H = garr.shape(2) / 4, I = wih.shape(1);
+  const Dims d = checked_dims(B, Tn, I, H);
+  std::vector<py::array_t<T>> keep;
+  std::vector<py::array_t<int64_t>> keep_ids;
+  pylstm::BackwardArgs<T> a;
+  auto gates_arr = require<T>(gates, "cache gates", {B, Tn, 4 * H});
+  a.gates = gates_arr.mutable_data();
+  a.cs = require<T>(cs, "cache cell states", {B, Tn, H}).data();
+  a.y = require<T>(y, "cache y", {B, Tn, H}).data();
+  a.W_ih = require<T>(W_ih, "W_ih", {4 * H, I}).data();
+  a.W_hh = require<T>(W_hh, "W_hh", {4 * H, H}).data();
+  a.h0 = optional_ptr<T>(h0, "h0", {B, H}, keep);
+  a.c0 = optional_ptr<T>(c0, "c0", {B, H}, keep);
+  a.ids = ids_ptr(ids, d, keep_ids);
+  a.x = a.ids ? nullptr : require<T>(x, "x", {B, Tn, I}).data();
+  a.dy = optional_ptr<T>(dy, "dy", {B, Tn, H}, keep);
+  a.dh_T = optional_ptr<T>(dh_T, "dh_T", {B, H}, keep);
+  a.dc_T = optional_ptr<T>(dc_T, "dc_T", {B, H}, keep);
+  a.clip = static_cast<T>(clip > 0 ? clip : 0);
+
+  py::object dx = py::none();
+  py::array_t<T> dh0({B, H}), dc0({B, H}), dW_ih({4 * H, I}), dW_hh({4 * H, H}), db({4 * H});
+  if (!a.ids) {
+    py::array_t<T> dx_arr({B, Tn, I});
+    a.dx = dx_arr.mutable_data();
+    dx = dx_arr;
+  }
+  a.dh0 = dh0.mutable_data();
+  a.dc0 = dc0.mutable_data();
+  a.dW_ih = dW_ih.mutable_data();
+  a.dW_hh = dW_hh.mutable_data();
+  a.db = db.mutable_data();
+  std::fill(a.dW_ih, a.dW_ih + 4 * H * I, T(0));  // the kernel accumulates
+  std::fill(a.dW_hh, a.dW_hh + 4 * H * H, T(0));
+  std::fill(a.db, a.db + 4 * H, T(0));
+  auto work = workspace<T>(kern.backward_workspace_elems(d, nthreads));
+  a.work = work.get();
+  {
+    py::gil_scoped_release nogil;
+    kern.backward(a, d, nthreads);
+  }
+  return py::make_tuple(dx, dh0, dc0, dW_ih, dW_hh, db);
+}
+
+bool is_f32(const py::object& W) {
+  if (!py::isinstance<py::array>(W)) throw py::type_error("W_ih must be a numpy array");
+  auto dt = py::reinterpret_borrow<py::array>(W).dtype();
+  if (dt.is(py::dtype::of<float>())) return true;
+  if (dt.is(py::dtype::of<double>())) return false;
+  throw py::type_error("weights must be float32 or float64, got " + std::string(py::str(dt)));
+}
+
+int64_t workspace_bytes(const std::string& isa, bool f32, bool forward, int64_t B, int64_t T, int64_t I,
+                        int64_t H, int nthreads) {
+  const auto& k = pylstm::kernel_table(isa);
+  const Dims d = checked_dims(B, T, I, H);
+  if (f32) return 4 * (forward ? k.f32.forward_workspace_elems(d, nthreads) : k.f32.backward_workspace_elems(d, nthreads));
+  return 8 * (forward ? k.f64.forward_workspace_elems(d, nthreads) : k.f64.backward_workspace_elems(d, nthreads));
+}
+
+bool have_openmp() {
+#if defined(_OPENMP)
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "pylstm's compiled LSTM kernels (private: use the functions in pylstm).";
+  m.attr("__version__") = PYLSTM_VERSION;
+  m.attr("openmp") = have_openmp();
+  m.def("compiled_isas", &pylstm::compiled_isas);
+  m.def("supported_isas", &pylstm::supported_isas);
+  m.def("best_isa", &pylstm::best_isa);
+  m.def(
+      "forward",
+      [](const std::string& isa, py::object x, py::object ids, py::object W_ih, py::object W_hh, py::object b_ih,
+         py::object b_hh, py::object h0, py::object c0, int64_t B, int64_t T, bool need_cache, int nthreads) {
+        if (is_f32(W_ih)) return forward_impl<float>(isa, x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, nthreads);
+        return forward_impl<double>(isa, x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, nthreads);
+      },
+      py::arg("isa"), py::arg("x"), py::arg("ids"), py::arg("W_ih"), py::arg("W_hh"), py::arg("b_ih"),
+      py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("B"), py::arg("T"), py::arg("need_cache"),
+      py::arg("nthreads"));
+  m.def(
+      "backward",
+      [](const std::string& isa, py::object gates, py::object cs, py::object y, py::object x, py::object ids,
+         py::object W_ih, py::object W_hh, py::object h0, py::object c0, py::object dy, py::object dh_T,
+         py::object dc_T, double clip, int nthreads) {
+        if (is_f32(W_ih)) return backward_impl<float>(isa, gates, cs, y, x, ids, W_ih, W_hh, h0, c0, dy, dh_T, dc_T, clip, nthreads);
+        return backward_impl<double>(isa, gates, cs, y, x, ids, W_ih, W_hh, h0, c0, dy, dh_T, dc_T, clip, nthreads);
+      },
+      py::arg("isa"), py::arg("gates"), py::arg("cs"), py::arg("y"), py::arg("x"), py::arg("ids"), py::arg("W_ih"),
+      py::arg("W_hh"), py::arg("h0"), py::arg("c0"), py::arg("dy"), py::arg("dh_T"), py::arg("dc_T"),
+      py::arg("clip"), py::arg("nthreads"));
+  m.def("workspace_bytes", &workspace_bytes, py::arg("isa"), py::arg("f32"), py::arg("forward"), py::arg("B"),
+        py::arg("T"), py::arg("I"), py::arg("H"), py::arg("nthreads"));
+}

@@ -1,0 +1,19 @@
+// kernels_scalar.cpp: the kernel source compiled for one ISA (scalar), in its own
+// namespace so that no inline function is shared with another ISA's code.
+#define PYLSTM_ISA_SCALAR 1
+
+#include <math.h>
+#include <cstdint>
+
+#include "lstm.h"
+
+namespace pylstm {
+namespace isa_scalar {
+#include "simd.h"
+#include "lstm_kernels.inl"
+}  // namespace isa_scalar
+
+KernelTable kernel_table_scalar() {
+  return KernelTable{"scalar", isa_scalar::make_kernels<float>(), isa_scalar::make_kernels<double>()};
+}
+}  // namespace pylstm

@@ -1,0 +1,88 @@
+// lstm.h: the kernel interface. Knows nothing of Python.
+//
+// Layout, written down once (PyTorch's, gate order i, f, g, o):
+//   x      (B, T, I)  batch-first input           ids (B, T) token ids in [0, V), V = I
+//   W_ih   (4H, I)    W_hh (4H, H)    b_ih, b_hh (4H,)
+//   y      (B, T, H)  h at every step             h0, c0, h_T, c_T (B, H)
+//   gates  (B, T, 4H) gate activations [i f g o] per row (the cache); backward
+//                     overwrites it with the pre-activation gradients dG
+//   cs     (B, T, H)  cell state at every step (the cache)
+// One step:  a = x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh
+//            i = σ(a_i), f = σ(a_f), g = tanh(a_g), o = σ(a_o)
+//            c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
+//
+// Each kernel is a free function over raw pointers: outputs first, then
+// inputs, then dims. The caller owns every buffer, including the workspace
+// (size from *_workspace_elems), so nothing is allocated inside a kernel.
+// Weight gradients accumulate (+=): the caller zeroes them.
+#pragma once
+#include <cstdint>
+
+namespace pylstm {
+
+struct Dims {
+  int64_t B = 0, T = 0, I = 0, H = 0;  // I is the vocabulary size V on the ids path
+};
+
+template <typename T>
+struct ForwardArgs {
+  // outputs
+  T* y = nullptr;       // (B, T, H)
+  T* h_T = nullptr;     // (B, H)
+  T* c_T = nullptr;     // (B, H)
+  T* gates = nullptr;   // (B, T, 4H): activations; the cache when need_cache
+  T* cs = nullptr;      // (B, T, H) or null (inference: no cell history kept)
+  T* work = nullptr;    // forward_workspace_elems(dims)
+  // inputs
+  const T* x = nullptr;          // (B, T, I), or null on the ids path
+  const int64_t* ids = nullptr;  // (B, T), or null; checked in [0, V) by the caller
+  const T* W_ih = nullptr;
+  const T* W_hh = nullptr;
+  const T* b_ih = nullptr;
+  const T* b_hh = nullptr;
+  const T* h0 = nullptr;  // (B, H) or null = zeros
+  const T* c0 = nullptr;  // (B, H) or null = zeros
+};
+
+template <typename T>
+struct BackwardArgs {
+  // outputs (the weight gradients accumulate; dx, dh0, dc0 are overwritten)
+  T* dx = nullptr;     // (B, T, I), or null (ids path)
+  T* dh0 = nullptr;    // (B, H)
+  T* dc0 = nullptr;    // (B, H)
+  T* dW_ih = nullptr;  // (4H, I)
+  T* dW_hh = nullptr;  // (4H, H)
+  T* db = nullptr;     // (4H,): the gradient of b_ih and of b_hh alike
+  T* gates = nullptr;  // (B, T, 4H): the cache's activations in, dG out
+  T* work = nullptr;   // backward_workspace_elems(dims)
+  // inputs
+  const T* dy = nullptr;    // (B, T, H) or null
+  const T* dh_T = nullptr;  // (B, H) or null
+  const T* dc_T = nullptr;  // (B, H) or null
+  const T* x = nullptr;
+  const int64_t* ids = nullptr;
+  const T* y = nullptr;     // (B, T, H) from forward
+  const T* cs = nullptr;    // (B, T, H) from forward
+  const T* W_ih = nullptr;
+  const T* W_hh = nullptr;
+  const T* h0 = nullptr;
+  const T* c0 = nullptr;
+  T clip = 0;  // > 0: clip dG elementwise to [-clip, clip]
+};
+
+// One ISA's kernels for one dtype.
+template <typename T>
+struct Kernels {
+  int64_t (*forward_workspace_elems)(Dims d, int nthreads);
+  int64_t (*backward_workspace_elems)(Dims d, int nthreads);
+  void (*forward)(const ForwardArgs<T>& a, Dims d, int nthreads);
+  void (*backward)(const BackwardArgs<T>& a, Dims d, int nthreads);
+};
+
+struct KernelTable {
+  const char* name;
+  Kernels<float> f32;
+  Kernels<double> f64;
+};
+
+}  // namespace pylstm

@@ -1,0 +1,28 @@
+"""pylstm: fast, trustworthy LSTM training on the CPU.
+
+The C++ kernel (``lstm_forward``, ``lstm_backward``, ``lstm_step``) runs one LSTM
+layer over a whole sequence; ``pylstm.reference`` is the same maths in NumPy.
+Arrays are batch-first (B, T, F); weights use PyTorch's layout and gate order
+(i, f, g, o).
+"""
+from __future__ import annotations
+
+from ._config import get_num_threads, set_num_threads
+from .kernels import (
+    LSTMGrads,
+    info,
+    lstm_backward,
+    lstm_forward,
+    lstm_forward_ids,
+    lstm_step,
+    lstm_step_ids,
+)
+from .kernels import __version__
+from . import reference
+from .gradcheck import gradcheck
+
+# --- trainer API (helper-trainer) ---
+# --- end trainer API ---
+
+# --- io API (helper-io) ---
+# --- end io API ---
