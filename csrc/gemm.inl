@@ -6,21 +6,37 @@
 // when called inside one. Work is split over output tiles only, never over a
 // reduction, so every result is bit-identical whatever the thread count.
 
-static constexpr int64_t KC = 256;  // depth of one packed block of B
+static constexpr int64_t KC = 256;  // depth of one packed block (B panel KC×NR stays in L1)
+static constexpr int64_t MC = 144;  // rows of A packed per block (MC×KC stays in L2)
 
 template <typename T>
 struct Tile {
-  // MR rows × NV vectors: 6×2 keeps 12 accumulators + 2 B vectors + 1
-  // broadcast in registers on AVX2 (16 ymm) and leaves room on AVX-512.
-  static constexpr int MR = (Vec<T>::W == 1) ? 4 : 6;
-  static constexpr int NV = (Vec<T>::W == 1) ? 4 : 2;
-  static constexpr int NR = NV * Vec<T>::W;
+  // MR rows × NV vectors of accumulators. AVX-512: 12×2 = 24 of 32 zmm;
+  // AVX2: 6×2 = 12 of 16 ymm; portable: 4×4 scalars.
+  static constexpr int W = Vec<T>::W;
+  static constexpr int MR = (W == 1) ? 4 : (kVectorRegisters >= 32 ? 12 : 6);
+  static constexpr int NV = (W == 1) ? 4 : 2;
+  static constexpr int NR = NV * W;
 };
 
 template <typename T>
 inline int64_t padded_cols(int64_t N) {
   constexpr int NR = Tile<T>::NR;
   return (N + NR - 1) / NR * NR;
+}
+
+// Elements of the per-thread A-packing buffers for a team of `threads`.
+template <typename T>
+inline int64_t apack_elems(int threads) {
+  return static_cast<int64_t>(threads) * MC * KC;
+}
+
+inline int thread_index() {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
 }
 
 // Operand B of C = A·B, element (k, n), as a strided matrix.
@@ -52,7 +68,10 @@ void pack_b_block(T* dst, const BOp& B, int64_t k0, int64_t kc, int64_t N) {
         continue;
       }
       int64_t c = 0;
-      for (; c < nn; ++c) o[c] = src[(n0 + c) * cs];
+      if (cs == 1)
+        for (; c < nn; ++c) o[c] = src[n0 + c];
+      else
+        for (; c < nn; ++c) o[c] = src[(n0 + c) * cs];
       for (; c < NR; ++c) o[c] = T(0);
     }
   }
@@ -68,23 +87,42 @@ void pack_b_full(T* dst, const BOp& B, int64_t K, int64_t N) {
   }
 }
 
-// C[MR×NR tile] (+)= A[rows, k0:k0+kc] · Bpanel. Rows past M point at a valid
-// row and are discarded; columns past N are padding and are discarded.
+// Pack rows [m0, m0+mc) × cols [k0, k0+kc) of A into MR-row micro-panels:
+// panel i holds kc steps of MR contiguous values (zero rows past mc).
 template <typename T>
-inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* A, int64_t a_rs,
-                       int64_t a_cs, const T* Bp, int64_t kc, bool accumulate) {
+void pack_a_block(T* dst, const T* A, int64_t a_rs, int64_t a_cs, int64_t m0, int64_t mc, int64_t k0,
+                  int64_t kc) {
+  constexpr int MR = Tile<T>::MR;
+  for (int64_t i = 0; i < mc; i += MR) {
+    T* out = dst + i * kc;
+    const int64_t mr = (mc - i < MR) ? mc - i : MR;
+    const T* a = A + (m0 + i) * a_rs + k0 * a_cs;
+    if (a_cs == 1) {
+      for (int64_t r = 0; r < mr; ++r)
+        for (int64_t k = 0; k < kc; ++k) out[k * MR + r] = a[r * a_rs + k];
+    } else {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t r = 0; r < mr; ++r) out[k * MR + r] = a[r * a_rs + k * a_cs];
+    }
+    for (int64_t r = mr; r < MR; ++r)
+      for (int64_t k = 0; k < kc; ++k) out[k * MR + r] = T(0);
+  }
+}
+
+// C[MR×NR tile] (+)= Apanel (kc×MR) · Bpanel (kc×NR); only the mr×nr
+// top-left part is stored (the rest is padding).
+template <typename T>
+inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, const T* Bp, int64_t kc,
+                       bool accumulate) {
   constexpr int MR = Tile<T>::MR, NV = Tile<T>::NV, NR = Tile<T>::NR, W = Vec<T>::W;
-  const T* arow[MR];
-  for (int r = 0; r < MR; ++r) arow[r] = A + (r < mr ? r : mr - 1) * a_rs;
   Vec<T> acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = Vec<T>::zero();
   for (int64_t k = 0; k < kc; ++k) {
     Vec<T> b[NV];
     for (int v = 0; v < NV; ++v) b[v] = Vec<T>::load(Bp + k * NR + v * W);
-    const int64_t ka = k * a_cs;
     for (int r = 0; r < MR; ++r) {
-      const Vec<T> a = Vec<T>::set1(arow[r][ka]);
+      const Vec<T> a = Vec<T>::set1(Ap[k * MR + r]);
       for (int v = 0; v < NV; ++v) acc[r][v] = Vec<T>::fma(a, b[v], acc[r][v]);
     }
   }
@@ -96,68 +134,75 @@ inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* A, in
       }
     return;
   }
-  T tmp[MR * NR];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v].store(tmp + r * NR + v * W);
-  for (int64_t r = 0; r < mr; ++r)
-    for (int64_t c = 0; c < nr; ++c)
-      C[r * ldc + c] = accumulate ? C[r * ldc + c] + tmp[r * NR + c] : tmp[r * NR + c];
+  // Edge tile: whole vectors where they fit inside nr, lane by lane after.
+  for (int r = 0; r < mr; ++r)
+    for (int v = 0; v < NV; ++v) {
+      T* c = C + r * ldc + v * W;
+      const int64_t lanes = nr - v * W;
+      if (lanes >= W) {
+        (accumulate ? Vec<T>::load(c) + acc[r][v] : acc[r][v]).store(c);
+      } else if (lanes > 0) {
+        T tmp[W];
+        acc[r][v].store(tmp);
+        for (int64_t l = 0; l < lanes; ++l) c[l] = accumulate ? c[l] + tmp[l] : tmp[l];
+      }
+    }
+}
+
+// One KC-deep block of C (M×N) (+)= A · B, B's block already packed.
+// Tasks are (row block ic, column panel j), ic-major, split statically: a
+// thread packs its A block (MC×KC, L2) once and reuses it across panels.
+template <typename T>
+void gemm_block(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t pc,
+                int64_t kc, const T* bblock, bool accumulate, T* apack) {
+  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+  const int64_t nj = padded_cols<T>(N) / NR, nic = (M + MC - 1) / MC;
+  T* mine = apack + static_cast<int64_t>(thread_index()) * MC * KC;
+  int64_t packed_ic = -1;
+#pragma omp for schedule(static)
+  for (int64_t task = 0; task < nic * nj; ++task) {
+    const int64_t ic = task / nj, j = task % nj;
+    const int64_t m0 = ic * MC, mc = (M - m0 < MC) ? M - m0 : MC;
+    if (ic != packed_ic) {
+      pack_a_block(mine, A, a_rs, a_cs, m0, mc, pc, kc);
+      packed_ic = ic;
+    }
+    const int64_t n0 = j * NR, nr = (N - n0 < NR) ? N - n0 : NR;
+    for (int64_t i = 0; i < mc; i += MR)
+      micro_tile(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr, mine + i * kc,
+                 bblock + j * kc * NR, kc, accumulate);
+  }  // barrier
+}
+
+template <typename T>
+void zero_rows(T* C, int64_t ldc, int64_t M, int64_t N) {
+#pragma omp for schedule(static)
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = T(0);
 }
 
 // C (M×N, row stride ldc) (+)= A · B with A(m, k) = A[m*a_rs + k*a_cs] and
 // B already packed (pack_b_full). accumulate=false overwrites C.
 template <typename T>
 void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs,
-                    int64_t a_cs, const T* Bpacked, bool accumulate) {
-  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+                    int64_t a_cs, const T* Bpacked, bool accumulate, T* apack) {
+  if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);
   const int64_t Np = padded_cols<T>(N);
-  const int64_t mt = (M + MR - 1) / MR, nt = Np / NR;
-  if (K == 0) {
-    if (!accumulate) {
-#pragma omp for schedule(static)
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = T(0);
-    }
-    return;
-  }
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;
-    const T* block = Bpacked + pc * Np;
-    // Column panel outer, row tile inner: a thread streams one B panel
-    // (kc×NR, L1/L2 resident) over its row tiles.
-#pragma omp for schedule(static)
-    for (int64_t tile = 0; tile < mt * nt; ++tile) {
-      const int64_t j = tile / mt, i = tile % mt;
-      const int64_t m0 = i * MR, n0 = j * NR;
-      micro_tile(C + m0 * ldc + n0, ldc, (M - m0 < MR) ? M - m0 : MR, (N - n0 < NR) ? N - n0 : NR,
-                 A + m0 * a_rs + pc * a_cs, a_rs, a_cs, block + j * kc * NR, kc,
-                 accumulate || pc > 0);
-    }
+    gemm_block(C, ldc, M, N, A, a_rs, a_cs, pc, kc, Bpacked + pc * Np, accumulate || pc > 0, apack);
   }
 }
 
 // Same product with B packed block by block into `bpack` (KC × Npad elements).
 template <typename T, typename BOp>
 void gemm(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-          const BOp& B, bool accumulate, T* bpack) {
-  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-  const int64_t Np = padded_cols<T>(N);
-  const int64_t mt = (M + MR - 1) / MR, nt = Np / NR;
-  if (K == 0) {
-    gemm_prepacked<T>(C, ldc, M, N, 0, A, a_rs, a_cs, bpack, accumulate);
-    return;
-  }
+          const BOp& B, bool accumulate, T* bpack, T* apack) {
+  if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;
     pack_b_block(bpack, B, pc, kc, N);  // ends in a barrier
-#pragma omp for schedule(static)
-    for (int64_t tile = 0; tile < mt * nt; ++tile) {
-      const int64_t j = tile / mt, i = tile % mt;
-      const int64_t m0 = i * MR, n0 = j * NR;
-      micro_tile(C + m0 * ldc + n0, ldc, (M - m0 < MR) ? M - m0 : MR, (N - n0 < NR) ? N - n0 : NR,
-                 A + m0 * a_rs + pc * a_cs, a_rs, a_cs, bpack + j * kc * NR, kc,
-                 accumulate || pc > 0);
-    }  // barrier: the next block may overwrite bpack
+    gemm_block(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bpack, accumulate || pc > 0, apack);
   }
 }
 

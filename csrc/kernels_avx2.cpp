@@ -4,6 +4,10 @@
 #include <immintrin.h>
 #include <math.h>
 #include <cstdint>
+#include <type_traits>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "lstm.h"
 

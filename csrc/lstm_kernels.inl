@@ -21,7 +21,7 @@ inline T clip_to(T v, T c) { return v > c ? c : (v < -c ? -c : v); }
 
 // Threads pay for themselves only when each time step has enough work:
 // below this many multiply-adds per step, the barrier costs more than it saves.
-static constexpr int64_t kMinStepWorkPerThread = 16384;
+static constexpr int64_t kMinStepWorkPerThread = 32768;
 
 inline int team_size(Dims d, int nthreads) {
   const int64_t step_work = d.B * 4 * d.H * (d.H + 1);
@@ -49,17 +49,57 @@ struct PrevHidden {
 // ---------------------------------------------------------------- forward --
 
 template <typename T>
-int64_t forward_workspace_elems(Dims d, int) {
+int64_t forward_workspace_elems(Dims d, int nthreads) {
   const int64_t G = 4 * d.H;
   return d.H * padded_cols<T>(G)          // W_hhᵀ packed once per call
          + KC * padded_cols<T>(G)         // one block of W_ihᵀ for the input projection
-         + d.B * d.H;                     // running cell state (inference path)
+         + d.B * d.H                      // running cell state (inference path)
+         + apack_elems<T>(team_size(d, nthreads));
 }
+
+#if defined(PYLSTM_VECTOR_MATH)
+// W hidden units of one row's gate math, in vectors. ai/af/ag/ao: the gate
+// blocks (pre-activations in, activations out); cp: c_{t-1} (null = zeros).
+inline void gates_forward_lanes(float* ai, float* af, float* ag, float* ao, const float* cp, float* c_out,
+                                float* h_out) {
+  using V = Vec<float>;
+  const V i = vsigmoid(V::load(ai)), f = vsigmoid(V::load(af));
+  const V g = vtanh(V::load(ag)), o = vsigmoid(V::load(ao));
+  const V c = V::fma(f, cp ? V::load(cp) : V::zero(), i * g);  // c_t = f⊙c_{t-1} + i⊙g
+  i.store(ai); f.store(af); g.store(ag); o.store(ao);
+  c.store(c_out);
+  (o * vtanh(c)).store(h_out);                                  // h_t = o⊙tanh(c_t)
+}
+#endif
 
 // One time step's fused gate math for batch row b: pre-activations in `a`
 // (4H) become activations in place; writes c_t, h_t.
 template <typename T>
 inline void gates_forward_row(T* a, T* c_out, T* h_out, const T* c_prev, int64_t H) {
+#if defined(PYLSTM_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr int W = Vec<float>::W;
+    int64_t j = 0;
+    for (; j + W <= H; j += W)
+      gates_forward_lanes(a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, c_prev ? c_prev + j : nullptr,
+                          c_out + j, h_out + j);
+    if (j < H) {  // the last H % W units, through a zero-padded copy
+      const int64_t n = H - j;
+      float buf[7][W] = {};
+      for (int64_t l = 0; l < n; ++l) {
+        for (int q = 0; q < 4; ++q) buf[q][l] = a[q * H + j + l];
+        buf[4][l] = c_prev ? c_prev[j + l] : 0.0f;
+      }
+      gates_forward_lanes(buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6]);
+      for (int64_t l = 0; l < n; ++l) {
+        for (int q = 0; q < 4; ++q) a[q * H + j + l] = buf[q][l];
+        c_out[j + l] = buf[5][l];
+        h_out[j + l] = buf[6][l];
+      }
+    }
+    return;
+  }
+#endif
   for (int64_t j = 0; j < H; ++j) {
     const T i = sigmoid(a[j]);
     const T f = sigmoid(a[H + j]);
@@ -68,8 +108,66 @@ inline void gates_forward_row(T* a, T* c_out, T* h_out, const T* c_prev, int64_t
     const T c = f * (c_prev ? c_prev[j] : T(0)) + i * g;  // c_t = f⊙c_{t-1} + i⊙g
     a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o;
     c_out[j] = c;
-    h_out[j] = o * k_tanh(c);                          // h_t = o⊙tanh(c_t)
+    h_out[j] = o * k_tanh(c);                             // h_t = o⊙tanh(c_t)
   }
+}
+
+// Small H: a row has fewer hidden units than a vector has lanes, so the gate
+// math of several batch rows is gathered into contiguous lanes, done in full
+// vectors, and scattered back. Which path runs depends on H only.
+static constexpr int64_t kStageLanes = 512;  // hidden units gathered per chunk
+
+template <typename T>
+inline bool use_staging(int64_t H) {
+#if defined(PYLSTM_VECTOR_MATH)
+  return std::is_same_v<T, float> && H < 4 * Vec<float>::W;
+#else
+  (void)H;
+  return false;
+#endif
+}
+inline int64_t staging_rows(int64_t H) { return kStageLanes / H > 0 ? kStageLanes / H : 1; }
+
+template <typename T, typename Cell>
+inline void gates_forward_staged(const ForwardArgs<T>& a, const Cell& cell, int64_t b0, int64_t b1, int64_t t,
+                                 int64_t Tn, int64_t H) {
+#if defined(PYLSTM_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr int W = Vec<float>::W;
+    alignas(64) float s[7][kStageLanes + 4 * W];
+    const int64_t G = 4 * H;
+    int64_t n = 0;
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* g = a.gates + (b * Tn + t) * G;
+      const float* c_prev;
+      float* c_out;
+      cell(b, c_prev, c_out);
+      for (int64_t j = 0; j < H; ++j, ++n) {
+        for (int q = 0; q < 4; ++q) s[q][n] = g[q * H + j];
+        s[4][n] = c_prev ? c_prev[j] : 0.0f;
+      }
+    }
+    for (int64_t m = n; m % W; ++m)
+      for (int q = 0; q < 5; ++q) s[q][m] = 0.0f;
+    for (int64_t l = 0; l < n; l += W)
+      gates_forward_lanes(s[0] + l, s[1] + l, s[2] + l, s[3] + l, s[4] + l, s[5] + l, s[6] + l);
+    n = 0;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r = b * Tn + t;
+      float* g = a.gates + r * G;
+      const float* c_prev;
+      float* c_out;
+      cell(b, c_prev, c_out);
+      for (int64_t j = 0; j < H; ++j, ++n) {
+        for (int q = 0; q < 4; ++q) g[q * H + j] = s[q][n];
+        c_out[j] = s[5][n];
+        a.y[r * H + j] = s[6][n];
+      }
+    }
+    return;
+  }
+#endif
+  (void)a; (void)cell; (void)b0; (void)b1; (void)t; (void)Tn; (void)H;
 }
 
 template <typename T>
@@ -79,6 +177,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   T* wpack = a.work;                            // H × Npad(4H)
   T* bpack = wpack + H * padded_cols<T>(G);     // KC × Npad(4H)
   T* cstate = bpack + KC * padded_cols<T>(G);   // B × H
+  T* apack = cstate + B * H;                    // per thread MC × KC
 
   // 1. gates = b_ih + b_hh, then += x·W_ihᵀ for every step at once.
 #pragma omp for schedule(static)
@@ -95,7 +194,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
     if (few_rows(rows))
       gemm_few_rows<T>(a.gates, G, rows, G, I, a.x, I, a.W_ih, I, true);
     else
-      gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, true, bpack);
+      gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, true, bpack, apack);
   }
   // 2. W_hhᵀ packed once for all T steps: B(k, n) = W_hh[n, k].
   const bool few = few_rows(B);
@@ -109,13 +208,11 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
       if (few)
         gemm_few_rows<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, a.W_hh, H, true);
       else
-        gemm_prepacked<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, 1, wpack, true);
+        gemm_prepacked<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, 1, wpack, true, apack);
     }
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
+    // Where c_{t-1} and c_t live for batch row b (null c_{t-1} = zeros).
+    auto cell = [&](int64_t b, const T*& c_prev, T*& c_out) {
       const int64_t r = b * Tn + t;
-      const T* c_prev;
-      T* c_out;
       if (a.cs) {
         c_prev = t ? a.cs + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
         c_out = a.cs + r * H;
@@ -123,7 +220,21 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
         c_prev = t ? cstate + b * H : (a.c0 ? a.c0 + b * H : nullptr);
         c_out = cstate + b * H;
       }
-      gates_forward_row(a.gates + r * G, c_out, a.y + r * H, c_prev, H);
+    };
+    if (use_staging<T>(H)) {
+      const int64_t chunk = staging_rows(H);
+#pragma omp for schedule(static)
+      for (int64_t b0 = 0; b0 < B; b0 += chunk)
+        gates_forward_staged(a, cell, b0, (b0 + chunk < B) ? b0 + chunk : B, t, Tn, H);
+    } else {
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < B; ++b) {
+        const T* c_prev;
+        T* c_out;
+        cell(b, c_prev, c_out);
+        const int64_t r = b * Tn + t;
+        gates_forward_row(a.gates + r * G, c_out, a.y + r * H, c_prev, H);
+      }
     }
   }
   // 4. Final state.
@@ -149,13 +260,44 @@ void forward(const ForwardArgs<T>& a, Dims d, int nthreads) {
 // --------------------------------------------------------------- backward --
 
 template <typename T>
-int64_t backward_workspace_elems(Dims d, int) {
+int64_t backward_workspace_elems(Dims d, int nthreads) {
   const int64_t H = d.H, I = d.I;
   const int64_t widest = padded_cols<T>(I) > padded_cols<T>(H) ? padded_cols<T>(I) : padded_cols<T>(H);
   return 4 * H * padded_cols<T>(H)   // W_hh packed once: B(k, n) = W_hh[k, n]
          + KC * widest                // one block of X or of h_{t-1} or of W_ih
-         + 2 * d.B * H;               // carried dh and dc
+         + 2 * d.B * H                // carried dh and dc
+         + apack_elems<T>(team_size(d, nthreads));
 }
+
+// One time step's gate backward for batch row b: activations in `a` (4H)
+// become the pre-activation gradients dG in place; dh_carry is the gradient
+// reaching h_t from above (t+1), dc_carry is updated to reach c_{t-1}.
+#if defined(PYLSTM_VECTOR_MATH)
+// W hidden units of one row's gate backward, in vectors: activations in
+// ai..ao become the pre-activation gradients; dc (carried) is updated.
+inline void gates_backward_lanes(float* ai, float* af, float* ag, float* ao, float* dc_carry,
+                                 const float* dh_carry, const float* dy, const float* c, const float* cp,
+                                 float clip) {
+  using V = Vec<float>;
+  const V one = V::set1(1.0f);
+  const V i = V::load(ai), f = V::load(af), g = V::load(ag), o = V::load(ao);
+  const V tc = vtanh(V::load(c));
+  const V dh = dy ? V::load(dh_carry) + V::load(dy) : V::load(dh_carry);
+  const V dc = V::fma(dh * o, one - tc * tc, V::load(dc_carry));  // through h_t = o⊙tanh(c_t)
+  const V c_prev = cp ? V::load(cp) : V::zero();
+  V dai = (dc * g) * (i * (one - i));       // dL/da_i = dc·g·σ'
+  V daf = (dc * c_prev) * (f * (one - f));  // dL/da_f = dc·c_{t-1}·σ'
+  V dag = (dc * i) * (one - g * g);         // dL/da_g = dc·i·tanh'
+  V dao = (dh * tc) * (o * (one - o));      // dL/da_o = dh·tanh(c_t)·σ'
+  if (clip > 0.0f) {  // min/max with the value second: NaN stays NaN
+    const V hi = V::set1(clip), lo = V::set1(-clip);
+    dai = V::min(hi, V::max(lo, dai)); daf = V::min(hi, V::max(lo, daf));
+    dag = V::min(hi, V::max(lo, dag)); dao = V::min(hi, V::max(lo, dao));
+  }
+  (dc * f).store(dc_carry);                 // reaches c_{t-1}
+  dai.store(ai); daf.store(af); dag.store(ag); dao.store(ao);
+}
+#endif
 
 // One time step's gate backward for batch row b: activations in `a` (4H)
 // become the pre-activation gradients dG in place; dh_carry is the gradient
@@ -163,16 +305,43 @@ int64_t backward_workspace_elems(Dims d, int) {
 template <typename T>
 inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy_row, const T* c_row,
                                const T* c_prev, int64_t H, T clip) {
+#if defined(PYLSTM_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr int W = Vec<float>::W;
+    int64_t j = 0;
+    for (; j + W <= H; j += W)
+      gates_backward_lanes(a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, dc_carry + j, dh_carry + j,
+                           dy_row ? dy_row + j : nullptr, c_row + j, c_prev ? c_prev + j : nullptr, clip);
+    if (j < H) {  // the last H % W units, through a zero-padded copy
+      const int64_t n = H - j;
+      float buf[9][W] = {};
+      for (int64_t l = 0; l < n; ++l) {
+        for (int q = 0; q < 4; ++q) buf[q][l] = a[q * H + j + l];
+        buf[4][l] = dc_carry[j + l];
+        buf[5][l] = dh_carry[j + l];
+        buf[6][l] = dy_row ? dy_row[j + l] : 0.0f;
+        buf[7][l] = c_row[j + l];
+        buf[8][l] = c_prev ? c_prev[j + l] : 0.0f;
+      }
+      gates_backward_lanes(buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8], clip);
+      for (int64_t l = 0; l < n; ++l) {
+        for (int q = 0; q < 4; ++q) a[q * H + j + l] = buf[q][l];
+        dc_carry[j + l] = buf[4][l];
+      }
+    }
+    return;
+  }
+#endif
   for (int64_t j = 0; j < H; ++j) {
     const T i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
     const T tc = k_tanh(c_row[j]);
     const T dh = dh_carry[j] + (dy_row ? dy_row[j] : T(0));
     const T dc = dc_carry[j] + dh * o * (T(1) - tc * tc);  // through h_t = o⊙tanh(c_t)
     const T cp = c_prev ? c_prev[j] : T(0);
-    T dai = dc * g * i * (T(1) - i);        // dL/da_i = dc·g·σ'
-    T daf = dc * cp * f * (T(1) - f);       // dL/da_f = dc·c_{t-1}·σ'
+    T dai = dc * g * (i * (T(1) - i));      // dL/da_i = dc·g·σ'
+    T daf = dc * cp * (f * (T(1) - f));     // dL/da_f = dc·c_{t-1}·σ'
     T dag = dc * i * (T(1) - g * g);        // dL/da_g = dc·i·tanh'
-    T dao = dh * tc * o * (T(1) - o);       // dL/da_o = dh·tanh(c_t)·σ'
+    T dao = dh * tc * (o * (T(1) - o));     // dL/da_o = dh·tanh(c_t)·σ'
     if (clip > T(0)) {
       dai = clip_to(dai, clip); daf = clip_to(daf, clip);
       dag = clip_to(dag, clip); dao = clip_to(dao, clip);
@@ -180,6 +349,47 @@ inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy
     dc_carry[j] = dc * f;                   // reaches c_{t-1}
     a[j] = dai; a[H + j] = daf; a[2 * H + j] = dag; a[3 * H + j] = dao;
   }
+}
+
+template <typename T>
+inline void gates_backward_staged(const BackwardArgs<T>& a, T* dc_carry, const T* dh_carry, int64_t b0, int64_t b1,
+                                  int64_t t, int64_t Tn, int64_t H) {
+#if defined(PYLSTM_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr int W = Vec<float>::W;
+    alignas(64) float s[9][kStageLanes + 4 * W];
+    const int64_t G = 4 * H;
+    int64_t n = 0;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r = b * Tn + t;
+      const float* g = a.gates + r * G;
+      const float* c_prev = t ? a.cs + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
+      for (int64_t j = 0; j < H; ++j, ++n) {
+        for (int q = 0; q < 4; ++q) s[q][n] = g[q * H + j];
+        s[4][n] = dc_carry[b * H + j];
+        s[5][n] = dh_carry[b * H + j];
+        s[6][n] = a.dy ? a.dy[r * H + j] : 0.0f;
+        s[7][n] = a.cs[r * H + j];
+        s[8][n] = c_prev ? c_prev[j] : 0.0f;
+      }
+    }
+    for (int64_t m = n; m % W; ++m)
+      for (int q = 0; q < 9; ++q) s[q][m] = 0.0f;
+    for (int64_t l = 0; l < n; l += W)
+      gates_backward_lanes(s[0] + l, s[1] + l, s[2] + l, s[3] + l, s[4] + l, s[5] + l, s[6] + l, s[7] + l,
+                           s[8] + l, a.clip);
+    n = 0;
+    for (int64_t b = b0; b < b1; ++b) {
+      float* g = a.gates + (b * Tn + t) * G;
+      for (int64_t j = 0; j < H; ++j, ++n) {
+        for (int q = 0; q < 4; ++q) g[q * H + j] = s[q][n];
+        dc_carry[b * H + j] = s[4][n];
+      }
+    }
+    return;
+  }
+#endif
+  (void)a; (void)dc_carry; (void)dh_carry; (void)b0; (void)b1; (void)t; (void)Tn; (void)H;
 }
 
 template <typename T>
@@ -191,6 +401,7 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
   const int64_t widest = padded_cols<T>(I) > padded_cols<T>(H) ? padded_cols<T>(I) : padded_cols<T>(H);
   T* dh_carry = bpack + KC * widest;              // B × H
   T* dc_carry = dh_carry + B * H;                 // B × H
+  T* apack = dc_carry + B * H;                    // per thread MC × KC
 
 #pragma omp for schedule(static)
   for (int64_t b = 0; b < B; ++b)
@@ -202,14 +413,21 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
 
   // The time loop in reverse: gate backward, then dh_{t-1} = dG_t · W_hh.
   for (int64_t t = Tn - 1; t >= 0; --t) {
+    if (use_staging<T>(H)) {
+      const int64_t chunk = staging_rows(H);
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t r = b * Tn + t;
-      const T* c_prev = t ? a.cs + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
-      gates_backward_row(a.gates + r * G, dc_carry + b * H, dh_carry + b * H,
-                         a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip);
+      for (int64_t b0 = 0; b0 < B; b0 += chunk)
+        gates_backward_staged(a, dc_carry, dh_carry, b0, (b0 + chunk < B) ? b0 + chunk : B, t, Tn, H);
+    } else {
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t r = b * Tn + t;
+        const T* c_prev = t ? a.cs + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
+        gates_backward_row(a.gates + r * G, dc_carry + b * H, dh_carry + b * H,
+                           a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip);
+      }
     }
-    gemm_prepacked<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, 1, wpack, false);
+    gemm_prepacked<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, 1, wpack, false, apack);
   }
 #pragma omp for schedule(static)
   for (int64_t b = 0; b < B; ++b)
@@ -219,24 +437,34 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
     }
 
   // Whole-sequence products after the loop.
-  // db += Σ_rows dG   (columns split over threads; rows summed in order)
+  // db += Σ_rows dG: column chunks split over threads, rows summed in order
+  // (row-major walk over each chunk, so each row's chunk is one cache line).
+  constexpr int64_t kChunk = 64;
 #pragma omp for schedule(static)
-  for (int64_t n = 0; n < G; ++n) {
-    T s = T(0);
-    for (int64_t r = 0; r < rows; ++r) s += a.gates[r * G + n];
-    a.db[n] += s;
+  for (int64_t n0 = 0; n0 < G; n0 += kChunk) {
+    const int64_t n1 = (n0 + kChunk < G) ? n0 + kChunk : G;
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* g = a.gates + r * G;
+      for (int64_t n = n0; n < n1; ++n) a.db[n] += g[n];
+    }
   }
   // dW_hh += dGᵀ · h_{t-1}   (A(m, k) = dG[k, m])
-  gemm<T>(a.dW_hh, H, G, H, rows, a.gates, 1, G, PrevHidden<T>{a.y, a.h0, Tn, H}, true, bpack);
+  gemm<T>(a.dW_hh, H, G, H, rows, a.gates, 1, G, PrevHidden<T>{a.y, a.h0, Tn, H}, true, bpack, apack);
   if (a.ids) {
     // dW_ih[:, id] += dG row: a scatter, rows of dW_ih split over threads.
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < G; ++n)
-      for (int64_t r = 0; r < rows; ++r) a.dW_ih[n * I + a.ids[r]] += a.gates[r * G + n];
+    for (int64_t n0 = 0; n0 < G; n0 += kChunk) {
+      const int64_t n1 = (n0 + kChunk < G) ? n0 + kChunk : G;
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* g = a.gates + r * G;
+        const int64_t id = a.ids[r];
+        for (int64_t n = n0; n < n1; ++n) a.dW_ih[n * I + id] += g[n];
+      }
+    }
   } else {
     // dW_ih += dGᵀ · X ;  dx = dG · W_ih
-    gemm<T>(a.dW_ih, I, G, I, rows, a.gates, 1, G, Strided<T>{a.x, I, 1}, true, bpack);
-    gemm<T>(a.dx, I, rows, I, G, a.gates, G, 1, Strided<T>{a.W_ih, I, 1}, false, bpack);
+    gemm<T>(a.dW_ih, I, G, I, rows, a.gates, 1, G, Strided<T>{a.x, I, 1}, true, bpack, apack);
+    gemm<T>(a.dx, I, rows, I, G, a.gates, G, 1, Strided<T>{a.W_ih, I, 1}, false, bpack, apack);
   }
 }
 

@@ -14,6 +14,7 @@
 template <typename T> struct Vec;
 
 #if defined(PYLSTM_ISA_AVX512)
+static constexpr int kVectorRegisters = 32;
 template <> struct Vec<float> {
   static constexpr int W = 16;
   __m512 v;
@@ -23,6 +24,15 @@ template <> struct Vec<float> {
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   friend Vec operator+(Vec a, Vec b) { return {_mm512_add_ps(a.v, b.v)}; }
+  friend Vec operator-(Vec a, Vec b) { return {_mm512_sub_ps(a.v, b.v)}; }
+  friend Vec operator*(Vec a, Vec b) { return {_mm512_mul_ps(a.v, b.v)}; }
+  friend Vec operator/(Vec a, Vec b) { return {_mm512_div_ps(a.v, b.v)}; }
+  static Vec min(Vec a, Vec b) { return {_mm512_min_ps(a.v, b.v)}; }
+  static Vec max(Vec a, Vec b) { return {_mm512_max_ps(a.v, b.v)}; }
+  static Vec round(Vec a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+  static Vec rcp_estimate(Vec a) { return {_mm512_rcp14_ps(a.v)}; }  // 14 bits
+  // a · 2^n for integral-valued n
+  static Vec scale2(Vec a, Vec n) { return {_mm512_scalef_ps(a.v, n.v)}; }
 };
 template <> struct Vec<double> {
   static constexpr int W = 8;
@@ -35,6 +45,7 @@ template <> struct Vec<double> {
   friend Vec operator+(Vec a, Vec b) { return {_mm512_add_pd(a.v, b.v)}; }
 };
 #elif defined(PYLSTM_ISA_AVX2)
+static constexpr int kVectorRegisters = 16;
 template <> struct Vec<float> {
   static constexpr int W = 8;
   __m256 v;
@@ -44,6 +55,18 @@ template <> struct Vec<float> {
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
   friend Vec operator+(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
+  friend Vec operator-(Vec a, Vec b) { return {_mm256_sub_ps(a.v, b.v)}; }
+  friend Vec operator*(Vec a, Vec b) { return {_mm256_mul_ps(a.v, b.v)}; }
+  friend Vec operator/(Vec a, Vec b) { return {_mm256_div_ps(a.v, b.v)}; }
+  static Vec min(Vec a, Vec b) { return {_mm256_min_ps(a.v, b.v)}; }
+  static Vec max(Vec a, Vec b) { return {_mm256_max_ps(a.v, b.v)}; }
+  static Vec round(Vec a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+  static Vec rcp_estimate(Vec a) { return {_mm256_rcp_ps(a.v)}; }  // 12 bits
+  // a · 2^n for integral-valued n in [-126, 127] (exp() clamps its input so)
+  static Vec scale2(Vec a, Vec n) {
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
+    return {_mm256_mul_ps(a.v, _mm256_castsi256_ps(e))};
+  }
 };
 template <> struct Vec<double> {
   static constexpr int W = 4;
@@ -56,6 +79,7 @@ template <> struct Vec<double> {
   friend Vec operator+(Vec a, Vec b) { return {_mm256_add_pd(a.v, b.v)}; }
 };
 #else
+static constexpr int kVectorRegisters = 0;
 // Portable path: one lane, plain multiply-add (no contraction, so results do
 // not depend on whether the target has FMA).
 template <typename T> struct Vec {
@@ -68,4 +92,49 @@ template <typename T> struct Vec {
   static Vec fma(Vec a, Vec b, Vec c) { return {a.v * b.v + c.v}; }
   friend Vec operator+(Vec a, Vec b) { return {a.v + b.v}; }
 };
+#endif
+
+#if defined(PYLSTM_ISA_AVX2) || defined(PYLSTM_ISA_AVX512)
+#define PYLSTM_VECTOR_MATH 1
+// exp(x) for float lanes: x = n·ln2 + r, |r| <= ln2/2, exp(r) by Cephes'
+// degree-6 polynomial (about 1 ulp), then scaled by 2^n. The input is
+// clamped so 2^n stays a normal number (exp saturates to about 1e-38 and
+// 1.6e38, which the sigmoid and tanh below turn into exact 0 and 1).
+inline Vec<float> vexp(Vec<float> x) {
+  using V = Vec<float>;
+  // min/max return their second operand when either is NaN: x goes second
+  // so that a NaN input stays NaN.
+  x = V::min(V::set1(88.0f), V::max(V::set1(-87.0f), x));
+  const V n = V::round(x * V::set1(1.44269504088896341f));
+  V r = V::fma(n, V::set1(-0.693359375f), x);      // ln2 split in two for an exact n·ln2_hi
+  r = V::fma(n, V::set1(2.12194440e-4f), r);
+  V p = V::set1(1.9875691500e-4f);
+  p = V::fma(p, r, V::set1(1.3981999507e-3f));
+  p = V::fma(p, r, V::set1(8.3334519073e-3f));
+  p = V::fma(p, r, V::set1(4.1665795894e-2f));
+  p = V::fma(p, r, V::set1(1.6666665459e-1f));
+  p = V::fma(p, r, V::set1(5.0000001201e-1f));
+  p = V::fma(p, r * r, r + V::set1(1.0f));
+  return V::scale2(p, n);
+}
+// 1/d for d in [1, 1.7e38]: the estimate refined by Newton steps (a divide
+// costs several times more): 12 bits -> 24 -> float precision.
+inline Vec<float> vrcp(Vec<float> d) {
+  using V = Vec<float>;
+  const V two = V::set1(2.0f);
+  V r = V::rcp_estimate(d);
+  r = r * (two - d * r);
+  if constexpr (kVectorRegisters < 32) r = r * (two - d * r);  // AVX2's estimate has 12 bits only
+  return r;
+}
+inline Vec<float> vsigmoid(Vec<float> a) {
+  using V = Vec<float>;
+  return vrcp(V::set1(1.0f) + vexp(V::zero() - a));
+}
+// tanh(a) = 1 - 2/(exp(2a) + 1): exact at the extremes, absolute error
+// about 1e-7 near 0 (the tolerance is relative to the tensor's largest value).
+inline Vec<float> vtanh(Vec<float> a) {
+  using V = Vec<float>;
+  return V::set1(1.0f) - V::set1(2.0f) * vrcp(vexp(a + a) + V::set1(1.0f));
+}
 #endif

@@ -8,6 +8,7 @@ Arrays are batch-first (B, T, F); weights use PyTorch's layout and gate order
 from __future__ import annotations
 
 from ._config import get_num_threads, set_num_threads
+from . import _openmp_env  # noqa: F401  (before the extension loads the OpenMP runtime)
 from .kernels import (
     LSTMGrads,
     info,
@@ -22,7 +23,13 @@ from . import reference
 from .gradcheck import gradcheck
 
 # --- trainer API (helper-trainer) ---
+from . import callbacks, initializers, layers, losses, metrics, optim
+from .history import History
+from .model import Sequential
 # --- end trainer API ---
 
 # --- io API (helper-io) ---
+from . import data, interop
+from .data import TextCorpus
+from .io import CheckpointError, load_model, save_model
 # --- end io API ---

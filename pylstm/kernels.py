@@ -221,13 +221,13 @@ class LSTMCache:
 # ---------------------------------------------------------------- kernels
 
 
-def _run_forward(x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, num_threads):
+def _run_forward(x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, num_threads, state_names=("h0", "c0")):
     nthreads = resolve_num_threads(num_threads)
     if not isinstance(need_cache, (bool, np.bool_)):
         raise TypeError(f"need_cache must be a bool, got {need_cache!r}")
     H = W_hh.shape[1]
-    h0 = _state("h0", h0, B, H, W_hh.dtype)
-    c0 = _state("c0", c0, B, H, W_hh.dtype)
+    h0 = _state(state_names[0], h0, B, H, W_hh.dtype)
+    c0 = _state(state_names[1], c0, B, H, W_hh.dtype)
     y, h_T, c_T, gates, cs = _core.forward(_isa, x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, bool(need_cache),
                                            nthreads)
     if not need_cache:
@@ -338,7 +338,7 @@ def lstm_step(x_t, W_ih, W_hh, b_ih, b_hh, h=None, c=None, num_threads=None):
         raise ValueError(f"x_t must have shape (B, I) = (B, {I}) with B >= 1, got {x_t.shape}")
     B = x_t.shape[0]
     _, h_T, c_T, _ = _run_forward(x_t.reshape(B, 1, I), None, W_ih, W_hh, b_ih, b_hh, h, c, B, 1, False,
-                                  num_threads)
+                                  num_threads, state_names=("h", "c"))
     return h_T, c_T
 
 
@@ -348,5 +348,5 @@ def lstm_step_ids(ids_t, W_ih, W_hh, b_ih, b_hh, h=None, c=None, num_threads=Non
     ids_t = _token_ids("ids_t", ids_t, 1, W_ih.shape[1])
     B = ids_t.shape[0]
     _, h_T, c_T, _ = _run_forward(None, ids_t.reshape(B, 1), W_ih, W_hh, b_ih, b_hh, h, c, B, 1, False,
-                                  num_threads)
+                                  num_threads, state_names=("h", "c"))
     return h_T, c_T

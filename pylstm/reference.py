@@ -142,9 +142,12 @@ def _check_ids(name: str, ids: Any, ndim: int, V: int) -> np.ndarray:
     return np.array(ids, dtype=np.int64, order="C")
 
 
-def _initial_state(h0: Any, c0: Any, B: int, H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    h = np.zeros((B, H), dtype) if h0 is None else _check_real("h0", h0, (B, H), "(B, H)", dtype)
-    c = np.zeros((B, H), dtype) if c0 is None else _check_real("c0", c0, (B, H), "(B, H)", dtype)
+def _initial_state(
+    h0: Any, c0: Any, B: int, H: int, dtype: np.dtype, names: tuple[str, str] = ("h0", "c0")
+) -> tuple[np.ndarray, np.ndarray]:
+    """The state as given (checked, cast), or zeros for None; ``names`` are the caller's argument names."""
+    h = np.zeros((B, H), dtype) if h0 is None else _check_real(names[0], h0, (B, H), "(B, H)", dtype)
+    c = np.zeros((B, H), dtype) if c0 is None else _check_real(names[1], c0, (B, H), "(B, H)", dtype)
     return h, c
 
 
@@ -390,8 +393,8 @@ def lstm_step(
     W_hh: Any,
     b_ih: Any,
     b_hh: Any,
-    h: Any,
-    c: Any,
+    h: Any = None,
+    c: Any = None,
     num_threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One step (inference, no cache): x_t (B, I); h, c (B, H) or None (zeros).
@@ -409,7 +412,7 @@ def lstm_step(
     if x_t.shape[0] == 0:
         raise ValueError(f"x_t must have B >= 1, got shape {x_t.shape}")
     x_t = np.array(x_t, dtype=dtype)
-    h, c = _initial_state(h, c, x_t.shape[0], H, dtype)
+    h, c = _initial_state(h, c, x_t.shape[0], H, dtype, names=("h", "c"))
     h, c, _, _ = _cell(x_t @ W_ih.T, h, c, W_hh, b_ih + b_hh)
     return h, c
 
@@ -420,8 +423,8 @@ def lstm_step_ids(
     W_hh: Any,
     b_ih: Any,
     b_hh: Any,
-    h: Any,
-    c: Any,
+    h: Any = None,
+    c: Any = None,
     num_threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One step from token ids: ids_t (B,) integers in [0, V); W_ih (4H, V)."""
@@ -429,6 +432,6 @@ def lstm_step_ids(
     W_ih, W_hh, b_ih, b_hh = _check_weights(W_ih, W_hh, b_ih, b_hh)
     dtype, H, V = W_hh.dtype, W_hh.shape[1], W_ih.shape[1]
     ids_t = _check_ids("ids_t", ids_t, 1, V)
-    h, c = _initial_state(h, c, ids_t.shape[0], H, dtype)
+    h, c = _initial_state(h, c, ids_t.shape[0], H, dtype, names=("h", "c"))
     h, c, _, _ = _cell(W_ih.T[ids_t], h, c, W_hh, b_ih + b_hh)
     return h, c
