@@ -128,8 +128,11 @@ def _real(name: str, a: Any, dtype: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=dtype)
 
 
-def _sequence(x: Any, I: int, dtype: np.dtype) -> np.ndarray:
-    x = _real("x", x, dtype)
+def _sequence(x: Any, I: int) -> np.ndarray:
+    """``x`` checked (not yet cast: a huge broadcast view must be refused before it is copied)."""
+    x = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"x must be a real (bool, int or float) array, got dtype {x.dtype}")
     if x.ndim != 3 or x.shape[2] != I:
         raise ValueError(f"x must have shape (B, T, I) = (B, T, {I}), got {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
@@ -150,7 +153,7 @@ def _token_ids(name: str, ids: Any, ndim: int, V: int) -> np.ndarray:
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= V:
         raise ValueError(f"{name} must lie in [0, V) = [0, {V}) (V = W_ih.shape[1]), got values in [{lo}, {hi}]")
-    return np.ascontiguousarray(ids, dtype=np.int64)
+    return ids
 
 
 def _state(name: str, s: Any, B: int, H: int, dtype: np.dtype) -> np.ndarray | None:
@@ -182,6 +185,38 @@ def _clip(clip: Any) -> float:
     if not clip > 0:  # also refuses NaN
         raise ValueError(f"clip must be > 0, got {clip}")
     return float(clip)
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # not POSIX
+        return None
+
+
+_INT64_LIMIT = 2**62  # element counts at or above this overflow the kernel's int64 byte offsets
+
+
+def _check_request(B: int, T: int, I: int, H: int, itemsize: int, forward: bool, need_cache: bool,
+                   nthreads: int) -> None:
+    """Refuse, before anything is allocated, a call whose buffers cannot exist.
+
+    The sizes come from the user's arrays' shapes and may be absurd (a
+    broadcast view of a huge shape costs nothing to make): an index product
+    that overflows int64 is a ValueError, a total above physical memory a
+    MemoryError, instead of a crash or the OOM killer.
+    """
+    elems = B * T * 4 * H + B * T * H + 4 * H * (I + H)  # gates, y, weights
+    if need_cache or not forward:
+        elems += B * T * H + B * T * I  # cell states, x or dx
+    if max(elems, B * T * max(I, 4 * H)) >= _INT64_LIMIT:
+        raise ValueError(f"sizes B={B}, T={T}, I={I}, H={H} are too large: their products overflow int64")
+    work = _core.workspace_bytes(_isa, itemsize == 4, forward, B, T, I, H, nthreads)
+    total = elems * itemsize + work
+    physical = _physical_memory()
+    if physical is not None and total > physical:
+        raise MemoryError(f"this call needs about {total / 2**30:.1f} GiB (B={B}, T={T}, I={I}, H={H}), "
+                          f"more than this machine's {physical / 2**30:.1f} GiB of memory")
 
 
 # ------------------------------------------------------------------- caches
@@ -226,8 +261,13 @@ def _run_forward(x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, num_t
     if not isinstance(need_cache, (bool, np.bool_)):
         raise TypeError(f"need_cache must be a bool, got {need_cache!r}")
     H = W_hh.shape[1]
+    _check_request(B, T, W_ih.shape[1], H, W_hh.dtype.itemsize, True, bool(need_cache), nthreads)
     h0 = _state(state_names[0], h0, B, H, W_hh.dtype)
     c0 = _state(state_names[1], c0, B, H, W_hh.dtype)
+    if x is not None:
+        x = np.ascontiguousarray(x, dtype=W_hh.dtype)
+    if ids is not None:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
     y, h_T, c_T, gates, cs = _core.forward(_isa, x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, bool(need_cache),
                                            nthreads)
     if not need_cache:
@@ -265,7 +305,7 @@ def lstm_forward(x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, need_cache=True, n
         must not change before the backward pass. One backward per cache.
     """
     W_ih, W_hh, b_ih, b_hh = _weights(W_ih, W_hh, b_ih, b_hh)
-    x = _sequence(x, W_ih.shape[1], W_hh.dtype)
+    x = _sequence(x, W_ih.shape[1])
     return _run_forward(x, None, W_ih, W_hh, b_ih, b_hh, h0, c0, x.shape[0], x.shape[1], need_cache, num_threads)
 
 
@@ -332,7 +372,9 @@ def lstm_backward(cache, dy, dh_T=None, dc_T=None, clip=None, num_threads=None) 
 def lstm_step(x_t, W_ih, W_hh, b_ih, b_hh, h=None, c=None, num_threads=None):
     """One LSTM timestep: x_t (B, I), state h, c (B, H) or None -> new (h, c)."""
     W_ih, W_hh, b_ih, b_hh = _weights(W_ih, W_hh, b_ih, b_hh)
-    x_t = _real("x_t", x_t, W_hh.dtype)
+    x_t = x_t if isinstance(x_t, np.ndarray) else np.asarray(x_t)
+    if x_t.dtype.kind not in "biuf":
+        raise TypeError(f"x_t must be a real (bool, int or float) array, got dtype {x_t.dtype}")
     I = W_ih.shape[1]
     if x_t.ndim != 2 or x_t.shape[1] != I or x_t.shape[0] == 0:
         raise ValueError(f"x_t must have shape (B, I) = (B, {I}) with B >= 1, got {x_t.shape}")
