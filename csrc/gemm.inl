@@ -208,28 +208,31 @@ void gemm(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_
 
 // C (M×N) (+)= A · Btᵀ for few rows M (a matrix-vector product): each output
 // is one dot product of contiguous rows, so nothing needs packing. Used for
-// batch-1 steps, where packing would cost as much as the product.
+// batch-1 steps, where packing would cost as much as the product. Four
+// outputs at a time share each load of A.
 template <typename T>
 void gemm_few_rows(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
                    const T* Bt, int64_t ldb, bool accumulate) {
   constexpr int W = Vec<T>::W;
+  constexpr int64_t NB = 4;
+  const int64_t Kv = K / W * W;
 #pragma omp for schedule(static)
-  for (int64_t n = 0; n < N; ++n) {
-    const T* b = Bt + n * ldb;
+  for (int64_t n0 = 0; n0 < N; n0 += NB) {
+    const int64_t nb = (N - n0 < NB) ? N - n0 : NB;
     for (int64_t m = 0; m < M; ++m) {
       const T* a = A + m * lda;
-      Vec<T> acc0 = Vec<T>::zero(), acc1 = Vec<T>::zero();
-      int64_t k = 0;
-      for (; k + 2 * W <= K; k += 2 * W) {
-        acc0 = Vec<T>::fma(Vec<T>::load(a + k), Vec<T>::load(b + k), acc0);
-        acc1 = Vec<T>::fma(Vec<T>::load(a + k + W), Vec<T>::load(b + k + W), acc1);
+      Vec<T> acc[NB] = {Vec<T>::zero(), Vec<T>::zero(), Vec<T>::zero(), Vec<T>::zero()};
+      for (int64_t k = 0; k < Kv; k += W) {
+        const Vec<T> av = Vec<T>::load(a + k);
+        for (int64_t q = 0; q < nb; ++q) acc[q] = Vec<T>::fma(av, Vec<T>::load(Bt + (n0 + q) * ldb + k), acc[q]);
       }
-      T lanes[W];
-      (acc0 + acc1).store(lanes);
-      T s = T(0);
-      for (int l = 0; l < W; ++l) s += lanes[l];
-      for (; k < K; ++k) s += a[k] * b[k];
-      C[m * ldc + n] = accumulate ? C[m * ldc + n] + s : s;
+      for (int64_t q = 0; q < nb; ++q) {
+        const T* b = Bt + (n0 + q) * ldb;
+        T s = acc[q].sum();
+        for (int64_t k = Kv; k < K; ++k) s += a[k] * b[k];
+        T* c = C + m * ldc + n0 + q;
+        *c = accumulate ? *c + s : s;
+      }
     }
   }
 }

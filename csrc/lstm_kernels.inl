@@ -48,13 +48,27 @@ struct PrevHidden {
 
 // ---------------------------------------------------------------- forward --
 
+// Workspace layout of forward_team: [W_hh packed | W_ih block | cell state |
+// A blocks]; parts a call does not use (batch-1 steps) have size zero, so a
+// generation step allocates almost nothing.
+struct ForwardWork {
+  int64_t wpack, bpack, cstate, apack;
+  int64_t total() const { return wpack + bpack + cstate + apack; }
+};
+template <typename T>
+ForwardWork forward_work(Dims d, int nthreads) {
+  const int64_t G = 4 * d.H;
+  const bool few_rec = few_rows(d.B), few_in = few_rows(d.B * d.T);
+  ForwardWork w;
+  w.wpack = few_rec ? 0 : d.H * padded_cols<T>(G);  // W_hhᵀ packed once per call
+  w.bpack = few_in ? 0 : KC * padded_cols<T>(G);    // one block of W_ihᵀ
+  w.cstate = d.B * d.H;                             // running cell state (inference)
+  w.apack = (few_rec && few_in) ? 0 : apack_elems<T>(team_size(d, nthreads));
+  return w;
+}
 template <typename T>
 int64_t forward_workspace_elems(Dims d, int nthreads) {
-  const int64_t G = 4 * d.H;
-  return d.H * padded_cols<T>(G)          // W_hhᵀ packed once per call
-         + KC * padded_cols<T>(G)         // one block of W_ihᵀ for the input projection
-         + d.B * d.H                      // running cell state (inference path)
-         + apack_elems<T>(team_size(d, nthreads));
+  return forward_work<T>(d, nthreads).total();
 }
 
 #if defined(PYLSTM_VECTOR_MATH)
@@ -174,10 +188,11 @@ template <typename T>
 void forward_team(const ForwardArgs<T>& a, Dims d) {
   const int64_t B = d.B, Tn = d.T, I = d.I, H = d.H, G = 4 * H;
   const int64_t rows = B * Tn;
-  T* wpack = a.work;                            // H × Npad(4H)
-  T* bpack = wpack + H * padded_cols<T>(G);     // KC × Npad(4H)
-  T* cstate = bpack + KC * padded_cols<T>(G);   // B × H
-  T* apack = cstate + B * H;                    // per thread MC × KC
+  const ForwardWork w = forward_work<T>(d, 1);  // offsets do not depend on the team (A blocks come last)
+  T* wpack = a.work;
+  T* bpack = wpack + w.wpack;
+  T* cstate = bpack + w.bpack;
+  T* apack = cstate + w.cstate;
 
   // 1. gates = b_ih + b_hh, then += x·W_ihᵀ for every step at once.
 #pragma omp for schedule(static)

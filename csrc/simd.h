@@ -31,6 +31,7 @@ template <> struct Vec<float> {
   static Vec max(Vec a, Vec b) { return {_mm512_max_ps(a.v, b.v)}; }
   static Vec round(Vec a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
   static Vec rcp_estimate(Vec a) { return {_mm512_rcp14_ps(a.v)}; }  // 14 bits
+  float sum() const { return _mm512_reduce_add_ps(v); }
   // a · 2^n for integral-valued n
   static Vec scale2(Vec a, Vec n) { return {_mm512_scalef_ps(a.v, n.v)}; }
 };
@@ -43,6 +44,7 @@ template <> struct Vec<double> {
   void store(double* p) const { _mm512_storeu_pd(p, v); }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
   friend Vec operator+(Vec a, Vec b) { return {_mm512_add_pd(a.v, b.v)}; }
+  double sum() const { return _mm512_reduce_add_pd(v); }
 };
 #elif defined(PYLSTM_ISA_AVX2)
 static constexpr int kVectorRegisters = 16;
@@ -62,6 +64,11 @@ template <> struct Vec<float> {
   static Vec max(Vec a, Vec b) { return {_mm256_max_ps(a.v, b.v)}; }
   static Vec round(Vec a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
   static Vec rcp_estimate(Vec a) { return {_mm256_rcp_ps(a.v)}; }  // 12 bits
+  float sum() const {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
   // a · 2^n for integral-valued n in [-126, 127] (exp() clamps its input so)
   static Vec scale2(Vec a, Vec n) {
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
@@ -77,6 +84,10 @@ template <> struct Vec<double> {
   void store(double* p) const { _mm256_storeu_pd(p, v); }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
   friend Vec operator+(Vec a, Vec b) { return {_mm256_add_pd(a.v, b.v)}; }
+  double sum() const {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
 };
 #else
 static constexpr int kVectorRegisters = 0;
@@ -91,6 +102,7 @@ template <typename T> struct Vec {
   void store(T* p) const { *p = v; }
   static Vec fma(Vec a, Vec b, Vec c) { return {a.v * b.v + c.v}; }
   friend Vec operator+(Vec a, Vec b) { return {a.v + b.v}; }
+  T sum() const { return v; }
 };
 #endif
 

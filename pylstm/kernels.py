@@ -194,6 +194,12 @@ def _physical_memory() -> int | None:
         return None
 
 
+_PHYSICAL_MEMORY = _physical_memory()
+# Below this many bytes a request is never refused, so small calls (generation
+# steps) skip the workspace query.
+_ALWAYS_FITS = 1 << 28
+
+
 _INT64_LIMIT = 2**62  # element counts at or above this overflow the kernel's int64 byte offsets
 
 
@@ -211,9 +217,11 @@ def _check_request(B: int, T: int, I: int, H: int, itemsize: int, forward: bool,
         elems += B * T * H + B * T * I  # cell states, x or dx
     if max(elems, B * T * max(I, 4 * H)) >= _INT64_LIMIT:
         raise ValueError(f"sizes B={B}, T={T}, I={I}, H={H} are too large: their products overflow int64")
+    if elems * itemsize < _ALWAYS_FITS:
+        return
     work = _core.workspace_bytes(_isa, itemsize == 4, forward, B, T, I, H, nthreads)
     total = elems * itemsize + work
-    physical = _physical_memory()
+    physical = _PHYSICAL_MEMORY
     if physical is not None and total > physical:
         raise MemoryError(f"this call needs about {total / 2**30:.1f} GiB (B={B}, T={T}, I={I}, H={H}), "
                           f"more than this machine's {physical / 2**30:.1f} GiB of memory")
