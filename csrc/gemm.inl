@@ -109,11 +109,12 @@ void pack_a_block(T* dst, const T* A, int64_t a_rs, int64_t a_cs, int64_t m0, in
   }
 }
 
-// C[MR×NR tile] (+)= Apanel (kc×MR) · Bpanel (kc×NR); only the mr×nr
-// top-left part is stored (the rest is padding).
+// C[MR×NR tile] (+)= Apanel (kc×MR) · Bpanel (kc×NR) (+ bias, a row of NR
+// values added to every row, when not null); only the mr×nr top-left part
+// is stored (the rest is padding).
 template <typename T>
 inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, const T* Bp, int64_t kc,
-                       bool accumulate) {
+                       bool accumulate, const T* bias) {
   constexpr int MR = Tile<T>::MR, NV = Tile<T>::NV, NR = Tile<T>::NR, W = Vec<T>::W;
   Vec<T> acc[MR][NV];
   for (int r = 0; r < MR; ++r)
@@ -126,6 +127,11 @@ inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, c
       for (int v = 0; v < NV; ++v) acc[r][v] = Vec<T>::fma(a, b[v], acc[r][v]);
     }
   }
+  if (bias)
+    for (int v = 0; v < NV; ++v) {
+      const Vec<T> b = Vec<T>::load(bias + v * W);
+      for (int r = 0; r < MR; ++r) acc[r][v] = acc[r][v] + b;
+    }
   if (mr == MR && nr == NR) {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) {
@@ -154,7 +160,7 @@ inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, c
 // thread packs its A block (MC×KC, L2) once and reuses it across panels.
 template <typename T>
 void gemm_block(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t pc,
-                int64_t kc, const T* bblock, bool accumulate, T* apack) {
+                int64_t kc, const T* bblock, bool accumulate, T* apack, const T* bias) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   const int64_t nj = padded_cols<T>(N) / NR, nic = (M + MC - 1) / MC;
   T* mine = apack + static_cast<int64_t>(thread_index()) * MC * KC;
@@ -170,7 +176,7 @@ void gemm_block(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_r
     const int64_t n0 = j * NR, nr = (N - n0 < NR) ? N - n0 : NR;
     for (int64_t i = 0; i < mc; i += MR)
       micro_tile(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr, mine + i * kc,
-                 bblock + j * kc * NR, kc, accumulate);
+                 bblock + j * kc * NR, kc, accumulate, bias ? bias + n0 : nullptr);
   }  // barrier
 }
 
@@ -190,19 +196,23 @@ void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T*
   const int64_t Np = padded_cols<T>(N);
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;
-    gemm_block(C, ldc, M, N, A, a_rs, a_cs, pc, kc, Bpacked + pc * Np, accumulate || pc > 0, apack);
+    gemm_block(C, ldc, M, N, A, a_rs, a_cs, pc, kc, Bpacked + pc * Np, accumulate || pc > 0, apack,
+               static_cast<const T*>(nullptr));
   }
 }
 
 // Same product with B packed block by block into `bpack` (KC × Npad elements).
+// With accumulate=false, a non-null `bias` (Npad values) is added to every
+// row of C in the same pass (C = bias + A·B).
 template <typename T, typename BOp>
 void gemm(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-          const BOp& B, bool accumulate, T* bpack, T* apack) {
-  if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);
+          const BOp& B, bool accumulate, T* bpack, T* apack, const T* bias = nullptr) {
+  if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);  // (K >= 1 whenever a bias is given)
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;
     pack_b_block(bpack, B, pc, kc, N);  // ends in a barrier
-    gemm_block(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bpack, accumulate || pc > 0, apack);
+    gemm_block(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bpack, accumulate || pc > 0, apack,
+               (pc == 0 && !accumulate) ? bias : nullptr);
   }
 }
 

@@ -52,8 +52,8 @@ struct PrevHidden {
 // A blocks]; parts a call does not use (batch-1 steps) have size zero, so a
 // generation step allocates almost nothing.
 struct ForwardWork {
-  int64_t wpack, bpack, cstate, apack;
-  int64_t total() const { return wpack + bpack + cstate + apack; }
+  int64_t wpack, bpack, bias, cstate, apack;
+  int64_t total() const { return wpack + bpack + bias + cstate + apack; }
 };
 template <typename T>
 ForwardWork forward_work(Dims d, int nthreads) {
@@ -62,6 +62,7 @@ ForwardWork forward_work(Dims d, int nthreads) {
   ForwardWork w;
   w.wpack = few_rec ? 0 : d.H * padded_cols<T>(G);  // W_hhᵀ packed once per call
   w.bpack = few_in ? 0 : KC * padded_cols<T>(G);    // one block of W_ihᵀ
+  w.bias = padded_cols<T>(G);                       // b_ih + b_hh, zero padded
   w.cstate = d.B * d.H;                             // running cell state (inference)
   w.apack = (few_rec && few_in) ? 0 : apack_elems<T>(team_size(d, nthreads));
   return w;
@@ -191,25 +192,27 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   const ForwardWork w = forward_work<T>(d, 1);  // offsets do not depend on the team (A blocks come last)
   T* wpack = a.work;
   T* bpack = wpack + w.wpack;
-  T* cstate = bpack + w.bpack;
+  T* bias = bpack + w.bpack;
+  T* cstate = bias + w.bias;
   T* apack = cstate + w.cstate;
 
-  // 1. gates = b_ih + b_hh, then += x·W_ihᵀ for every step at once.
+  // 1. gates = x·W_ihᵀ + (b_ih + b_hh) for every step at once.
 #pragma omp for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    T* g = a.gates + r * G;
-    if (a.ids) {
-      const int64_t id = a.ids[r];  // ids path: gather column `id` of W_ih
-      for (int64_t n = 0; n < G; ++n) g[n] = (a.b_ih[n] + a.b_hh[n]) + a.W_ih[n * I + id];
-    } else {
-      for (int64_t n = 0; n < G; ++n) g[n] = a.b_ih[n] + a.b_hh[n];
+  for (int64_t n = 0; n < padded_cols<T>(G); ++n) bias[n] = n < G ? a.b_ih[n] + a.b_hh[n] : T(0);
+  if (a.ids || few_rows(rows)) {
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      T* g = a.gates + r * G;
+      if (a.ids) {
+        const int64_t id = a.ids[r];  // ids path: gather column `id` of W_ih
+        for (int64_t n = 0; n < G; ++n) g[n] = bias[n] + a.W_ih[n * I + id];
+      } else {
+        for (int64_t n = 0; n < G; ++n) g[n] = bias[n];
+      }
     }
-  }
-  if (!a.ids) {
-    if (few_rows(rows))
-      gemm_few_rows<T>(a.gates, G, rows, G, I, a.x, I, a.W_ih, I, true);
-    else
-      gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, true, bpack, apack);
+    if (!a.ids) gemm_few_rows<T>(a.gates, G, rows, G, I, a.x, I, a.W_ih, I, true);
+  } else {
+    gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, false, bpack, apack, bias);
   }
   // 2. W_hhᵀ packed once for all T steps: B(k, n) = W_hh[n, k].
   const bool few = few_rows(B);

@@ -20,8 +20,8 @@ def _cpu_count() -> int:
 def set_num_threads(n: int | None) -> None:
     """Set the default number of threads for every kernel call.
 
-    ``None`` restores the default: ``OMP_NUM_THREADS`` if set, else the CPUs this
-    process may run on.
+    ``None`` restores the default: ``OMP_NUM_THREADS`` if set when pylstm was
+    imported, else the CPUs this process may run on.
     """
     global _default_threads
     if n is None:
@@ -34,14 +34,22 @@ def set_num_threads(n: int | None) -> None:
     _default_threads = n
 
 
-def get_num_threads() -> int:
-    """The thread count a kernel call with ``num_threads=None`` uses."""
-    if _default_threads is not None:
-        return _default_threads
+def _environment_default() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
     return _cpu_count()
+
+
+# Read once: it is asked on every kernel call, and the affinity query is a syscall.
+_ENVIRONMENT_DEFAULT = _environment_default()
+
+
+def get_num_threads() -> int:
+    """The thread count a kernel call with ``num_threads=None`` uses."""
+    if _default_threads is not None:
+        return _default_threads
+    return _ENVIRONMENT_DEFAULT
 
 
 def resolve_num_threads(num_threads: int | None) -> int:
