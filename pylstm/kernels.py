@@ -96,6 +96,22 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _weights(W_ih: Any, W_hh: Any, b_ih: Any, b_hh: Any, input_name: str = "I") -> tuple[np.ndarray, ...]:
+    # Fast path (every training step and generation step takes it): four
+    # C-contiguous arrays of one float dtype with consistent shapes.
+    if (type(W_ih) is np.ndarray and type(W_hh) is np.ndarray and type(b_ih) is np.ndarray
+            and type(b_hh) is np.ndarray):
+        dt = W_hh.dtype
+        if (dt in _FLOATS and W_ih.dtype == dt and b_ih.dtype == dt and b_hh.dtype == dt and W_hh.ndim == 2
+                and W_ih.ndim == 2 and W_hh.shape[1] > 0 and W_ih.shape[1] > 0):
+            G = W_hh.shape[0]
+            if (G == 4 * W_hh.shape[1] and W_ih.shape[0] == G and b_ih.shape == (G,) and b_hh.shape == (G,)
+                    and W_ih.flags.c_contiguous and W_hh.flags.c_contiguous and b_ih.flags.c_contiguous
+                    and b_hh.flags.c_contiguous):
+                return W_ih, W_hh, b_ih, b_hh
+    return _weights_checked(W_ih, W_hh, b_ih, b_hh, input_name)
+
+
+def _weights_checked(W_ih: Any, W_hh: Any, b_ih: Any, b_hh: Any, input_name: str) -> tuple[np.ndarray, ...]:
     named = {"W_ih": W_ih, "W_hh": W_hh, "b_ih": b_ih, "b_hh": b_hh}
     arrays = {}
     for name, w in named.items():

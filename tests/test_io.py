@@ -433,7 +433,9 @@ def test_kill_during_model_save_200_times(tmp_path):
     _KILL_MODEL.compile(loss="mse", optimizer=optim.Adam())
     stats = _kill_during_save(tmp_path, 200, _save_model_version, _check_model_file, seed=1)
     print(f"kill during save: {stats}")
-    assert stats["killed_mid_save"] >= 20, stats
+    # Enough kills must land inside a save for the test to mean something; how many
+    # do depends on the machine's load (about 15% of trials when quiet).
+    assert stats["killed_mid_save"] >= 5, stats
 
 
 @needs_trainer
