@@ -26,10 +26,19 @@ inline int64_t padded_cols(int64_t N) {
   return (N + NR - 1) / NR * NR;
 }
 
-// Elements of the per-thread A-packing buffers for a team of `threads`.
+// Each thread's buffer for packed blocks of A, sized for the largest block
+// any product in the call packs (at most MC × KC), so small problems
+// allocate little.
 template <typename T>
-inline int64_t apack_elems(int threads) {
-  return static_cast<int64_t>(threads) * MC * KC;
+struct APack {
+  T* base;
+  int64_t stride;  // elements per thread
+};
+template <typename T>
+inline int64_t apack_stride(int64_t max_rows, int64_t max_depth) {
+  constexpr int MR = Tile<T>::MR;
+  const int64_t rows = (max_rows < MC ? (max_rows + MR - 1) / MR * MR : MC);
+  return rows * (max_depth < KC ? max_depth : KC);
 }
 
 inline int thread_index() {
@@ -159,10 +168,10 @@ inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, c
 // thread packs its A block (MC×KC, L2) once and reuses it across panels.
 template <typename T>
 void gemm_block(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t pc,
-                int64_t kc, const T* bblock, bool accumulate, T* apack, const T* bias) {
+                int64_t kc, const T* bblock, bool accumulate, APack<T> apack, const T* bias) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   const int64_t nj = padded_cols<T>(N) / NR, nic = (M + MC - 1) / MC;
-  T* mine = apack + static_cast<int64_t>(thread_index()) * MC * KC;
+  T* mine = apack.base + static_cast<int64_t>(thread_index()) * apack.stride;
   int64_t packed_ic = -1;
 #pragma omp for schedule(static)
   for (int64_t task = 0; task < nic * nj; ++task) {
@@ -190,7 +199,7 @@ void zero_rows(T* C, int64_t ldc, int64_t M, int64_t N) {
 // B already packed (pack_b_full). accumulate=false overwrites C.
 template <typename T>
 void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs,
-                    int64_t a_cs, const T* Bpacked, bool accumulate, T* apack) {
+                    int64_t a_cs, const T* Bpacked, bool accumulate, APack<T> apack) {
   if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);
   const int64_t Np = padded_cols<T>(N);
   for (int64_t pc = 0; pc < K; pc += KC) {
@@ -205,7 +214,7 @@ void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T*
 // row of C in the same pass (C = bias + A·B).
 template <typename T, typename BOp>
 void gemm(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-          const BOp& B, bool accumulate, T* bpack, T* apack, const T* bias = nullptr) {
+          const BOp& B, bool accumulate, T* bpack, APack<T> apack, const T* bias = nullptr) {
   if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);  // (K >= 1 whenever a bias is given)
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;

@@ -48,6 +48,15 @@ struct PrevHidden {
 
 // ---------------------------------------------------------------- forward --
 
+// Per-thread A-block size for the forward's products (0 when none packs).
+template <typename T>
+int64_t forward_apack_stride(Dims d) {
+  const bool few_rec = few_rows(d.B), few_in = few_rows(d.B * d.T);
+  const int64_t rows = few_in ? (few_rec ? 0 : d.B) : d.B * d.T;
+  const int64_t depth = few_in ? (few_rec ? 0 : d.H) : (few_rec ? d.I : (d.I > d.H ? d.I : d.H));
+  return apack_stride<T>(rows, depth);
+}
+
 // Workspace layout of forward_team: [W_hh packed | W_ih block | cell state |
 // A blocks]; parts a call does not use (batch-1 steps) have size zero, so a
 // generation step allocates almost nothing.
@@ -61,10 +70,10 @@ ForwardWork forward_work(Dims d, int nthreads) {
   const bool few_rec = few_rows(d.B), few_in = few_rows(d.B * d.T);
   ForwardWork w;
   w.wpack = few_rec ? 0 : d.H * padded_cols<T>(G);  // W_hhᵀ packed once per call
-  w.bpack = few_in ? 0 : KC * padded_cols<T>(G);    // one block of W_ihᵀ
+  w.bpack = few_in ? 0 : (d.I < KC ? d.I : KC) * padded_cols<T>(G);  // one block of W_ihᵀ
   w.bias = padded_cols<T>(G);                       // b_ih + b_hh, zero padded
   w.cstate = d.B * d.H;                             // running cell state (inference)
-  w.apack = (few_rec && few_in) ? 0 : apack_elems<T>(team_size(d, nthreads));
+  w.apack = static_cast<int64_t>(team_size(d, nthreads)) * forward_apack_stride<T>(d);
   return w;
 }
 template <typename T>
@@ -194,7 +203,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   T* bpack = wpack + w.wpack;
   T* bias = bpack + w.bpack;
   T* cstate = bias + w.bias;
-  T* apack = cstate + w.cstate;
+  const APack<T> apack{cstate + w.cstate, forward_apack_stride<T>(d)};
 
   // 1. gates = x·W_ihᵀ + (b_ih + b_hh) for every step at once.
 #pragma omp for schedule(static)
@@ -277,14 +286,29 @@ void forward(const ForwardArgs<T>& a, Dims d, int nthreads) {
 
 // --------------------------------------------------------------- backward --
 
+// Workspace layout of backward_team: [W_hh packed | one block of B | dh, dc
+// carried | A blocks]. Every product's rows and depth are at most
+// max(4H, B·T) (the recurrent one's B rows included).
+struct BackwardWork {
+  int64_t wpack, bpack, carry, apack_stride, apack;
+  int64_t total() const { return wpack + bpack + carry + apack; }
+};
+template <typename T>
+BackwardWork backward_work(Dims d, int nthreads) {
+  const int64_t H = d.H, I = d.I, G = 4 * H, rows = d.B * d.T;
+  const int64_t widest = padded_cols<T>(I) > padded_cols<T>(H) ? padded_cols<T>(I) : padded_cols<T>(H);
+  const int64_t longest = rows > G ? rows : G;
+  BackwardWork w;
+  w.wpack = G * padded_cols<T>(H);                   // W_hh packed once: B(k, n) = W_hh[k, n]
+  w.bpack = (longest < KC ? longest : KC) * widest;  // one block of X, h_{t-1} or W_ih
+  w.carry = 2 * d.B * H;                             // carried dh and dc
+  w.apack_stride = apack_stride<T>(longest, longest);
+  w.apack = static_cast<int64_t>(team_size(d, nthreads)) * w.apack_stride;
+  return w;
+}
 template <typename T>
 int64_t backward_workspace_elems(Dims d, int nthreads) {
-  const int64_t H = d.H, I = d.I;
-  const int64_t widest = padded_cols<T>(I) > padded_cols<T>(H) ? padded_cols<T>(I) : padded_cols<T>(H);
-  return 4 * H * padded_cols<T>(H)   // W_hh packed once: B(k, n) = W_hh[k, n]
-         + KC * widest                // one block of X or of h_{t-1} or of W_ih
-         + 2 * d.B * H                // carried dh and dc
-         + apack_elems<T>(team_size(d, nthreads));
+  return backward_work<T>(d, nthreads).total();
 }
 
 // One time step's gate backward for batch row b: activations in `a` (4H)
@@ -414,12 +438,12 @@ template <typename T>
 void backward_team(const BackwardArgs<T>& a, Dims d) {
   const int64_t B = d.B, Tn = d.T, I = d.I, H = d.H, G = 4 * H;
   const int64_t rows = B * Tn;
-  T* wpack = a.work;                              // 4H × Npad(H)
-  T* bpack = wpack + G * padded_cols<T>(H);       // KC × widest
-  const int64_t widest = padded_cols<T>(I) > padded_cols<T>(H) ? padded_cols<T>(I) : padded_cols<T>(H);
-  T* dh_carry = bpack + KC * widest;              // B × H
+  const BackwardWork w = backward_work<T>(d, 1);  // offsets do not depend on the team (A blocks come last)
+  T* wpack = a.work;
+  T* bpack = wpack + w.wpack;
+  T* dh_carry = bpack + w.bpack;                  // B × H
   T* dc_carry = dh_carry + B * H;                 // B × H
-  T* apack = dc_carry + B * H;                    // per thread MC × KC
+  const APack<T> apack{dc_carry + B * H, w.apack_stride};
 
 #pragma omp for schedule(static)
   for (int64_t b = 0; b < B; ++b)
