@@ -20,10 +20,18 @@ struct Tile {
   static constexpr int NR = NV * W;
 };
 
+// Width of B's packed panels: NR, or a single vector when all of N fits in
+// one (small hidden sizes: half the padding work of a two-vector panel).
+template <typename T>
+inline int64_t panel_width(int64_t N) {
+  constexpr int W = Vec<T>::W;
+  return (W > 1 && N <= W) ? W : Tile<T>::NR;
+}
+
 template <typename T>
 inline int64_t padded_cols(int64_t N) {
-  constexpr int NR = Tile<T>::NR;
-  return (N + NR - 1) / NR * NR;
+  const int64_t nr = panel_width<T>(N);
+  return (N + nr - 1) / nr * nr;
 }
 
 // Each thread's buffer for packed blocks of A, sized for the largest block
@@ -62,7 +70,7 @@ struct Strided {
 // kc rows of NR contiguous values (zero padded past N).
 template <typename T, typename BOp>
 void pack_b_block(T* dst, const BOp& B, int64_t k0, int64_t kc, int64_t N) {
-  constexpr int NR = Tile<T>::NR;
+  const int64_t NR = panel_width<T>(N);
   const int64_t npanels = (N + NR - 1) / NR;
   const int64_t cs = B.col_stride();
 #pragma omp for schedule(static)
@@ -74,7 +82,7 @@ void pack_b_block(T* dst, const BOp& B, int64_t k0, int64_t kc, int64_t N) {
       const T* src = B.row(k0 + k);
       T* o = out + k * NR;
       if (src == nullptr) {  // a row of zeros (e.g. the zero initial state)
-        for (int c = 0; c < NR; ++c) o[c] = T(0);
+        for (int64_t c = 0; c < NR; ++c) o[c] = T(0);
         continue;
       }
       int64_t c = 0;
@@ -120,12 +128,12 @@ void pack_a_block(T* dst, const T* A, int64_t a_rs, int64_t a_cs, int64_t m0, in
 }
 
 // C[MR×NR tile] (+)= Apanel (kc×MR) · Bpanel (kc×NR) (+ bias, a row of NR
-// values added to every row, when not null); only the mr×nr top-left part
-// is stored (the rest is padding).
-template <typename T>
+// values added to every row, when not null), NR = NV vectors; only the
+// mr×nr top-left part is stored (the rest is padding).
+template <typename T, int NV>
 inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, const T* Bp, int64_t kc,
                        bool accumulate, const T* bias) {
-  constexpr int MR = Tile<T>::MR, NV = Tile<T>::NV, NR = Tile<T>::NR, W = Vec<T>::W;
+  constexpr int MR = Tile<T>::MR, W = Vec<T>::W, NR = NV * W;
   Vec<T> acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = Vec<T>::zero();
@@ -169,13 +177,10 @@ inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, c
   }
 }
 
-// One KC-deep block of C (M×N) (+)= A · B, B's block already packed.
-// Tasks are (row block ic, column panel j), ic-major, split statically: a
-// thread packs its A block (MC×KC, L2) once and reuses it across panels.
-template <typename T>
-void gemm_block(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t pc,
-                int64_t kc, const T* bblock, bool accumulate, APack<T> apack, const T* bias) {
-  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+template <typename T, int NV>
+void gemm_block_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t pc,
+                   int64_t kc, const T* bblock, bool accumulate, APack<T> apack, const T* bias) {
+  constexpr int MR = Tile<T>::MR, NR = NV * Vec<T>::W;
   const int64_t nj = padded_cols<T>(N) / NR, nic = (M + MC - 1) / MC;
   T* mine = apack.base + static_cast<int64_t>(thread_index()) * apack.stride;
   int64_t packed_ic = -1;
@@ -189,9 +194,21 @@ void gemm_block(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_r
     }
     const int64_t n0 = j * NR, nr = (N - n0 < NR) ? N - n0 : NR;
     for (int64_t i = 0; i < mc; i += MR)
-      micro_tile(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr, mine + i * kc,
-                 bblock + j * kc * NR, kc, accumulate, bias ? bias + n0 : nullptr);
+      micro_tile<T, NV>(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr, mine + i * kc,
+                        bblock + j * kc * NR, kc, accumulate, bias ? bias + n0 : nullptr);
   }  // barrier
+}
+
+// One KC-deep block of C (M×N) (+)= A · B, B's block already packed.
+// Tasks are (row block ic, column panel j), ic-major, split statically: a
+// thread packs its A block (MC×KC, L2) once and reuses it across panels.
+template <typename T>
+void gemm_block(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t pc,
+                int64_t kc, const T* bblock, bool accumulate, APack<T> apack, const T* bias) {
+  if (panel_width<T>(N) == Tile<T>::NR)
+    gemm_block_nv<T, Tile<T>::NV>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias);
+  else
+    gemm_block_nv<T, 1>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias);
 }
 
 template <typename T>
@@ -256,6 +273,32 @@ void gemm_few_rows(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* 
         for (int64_t k = Kv; k < K; ++k) s += a[k] * b[k];
         T* c = C + m * ldc + n0 + q;
         *c = accumulate ? *c + s : s;
+      }
+    }
+  }
+}
+
+// C (M×N) = A · B for few rows M with B row-major (K×N, row stride ldb): an
+// axpy per k, vectorized over contiguous columns. The backward's batch-1
+// steps use it (dh_{t-1} = dG_t · W_hh), where packing would cost more.
+template <typename T>
+void gemm_few_rows_nn(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                      int64_t ldb) {
+  constexpr int W = Vec<T>::W;
+  constexpr int64_t CHUNK = 8 * W;  // columns per task
+#pragma omp for schedule(static)
+  for (int64_t n0 = 0; n0 < N; n0 += CHUNK) {
+    const int64_t n1 = (n0 + CHUNK < N) ? n0 + CHUNK : N;
+    for (int64_t m = 0; m < M; ++m) {
+      T* c = C + m * ldc;
+      for (int64_t n = n0; n < n1; ++n) c[n] = T(0);
+      for (int64_t k = 0; k < K; ++k) {
+        const T a = A[m * lda + k];
+        const T* b = B + k * ldb;
+        int64_t n = n0;
+        const Vec<T> av = Vec<T>::set1(a);
+        for (; n + W <= n1; n += W) Vec<T>::fma(av, Vec<T>::load(b + n), Vec<T>::load(c + n)).store(c + n);
+        for (; n < n1; ++n) c[n] += a * b[n];
       }
     }
   }

@@ -299,7 +299,7 @@ BackwardWork backward_work(Dims d, int nthreads) {
   const int64_t widest = padded_cols<T>(I) > padded_cols<T>(H) ? padded_cols<T>(I) : padded_cols<T>(H);
   const int64_t longest = rows > G ? rows : G;
   BackwardWork w;
-  w.wpack = G * padded_cols<T>(H);                   // W_hh packed once: B(k, n) = W_hh[k, n]
+  w.wpack = few_rows(d.B) ? 0 : G * padded_cols<T>(H);  // W_hh packed once: B(k, n) = W_hh[k, n]
   w.bpack = (longest < KC ? longest : KC) * widest;  // one block of X, h_{t-1} or W_ih
   w.carry = 2 * d.B * H;                             // carried dh and dc
   w.apack_stride = apack_stride<T>(longest, longest);
@@ -451,7 +451,7 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
       dh_carry[b * H + j] = a.dh_T ? a.dh_T[b * H + j] : T(0);
       dc_carry[b * H + j] = a.dc_T ? a.dc_T[b * H + j] : T(0);
     }
-  pack_b_full<T>(wpack, Strided<T>{a.W_hh, H, 1}, G, H);
+  if (!few_rows(B)) pack_b_full<T>(wpack, Strided<T>{a.W_hh, H, 1}, G, H);
 
   // The time loop in reverse: gate backward, then dh_{t-1} = dG_t · W_hh.
   for (int64_t t = Tn - 1; t >= 0; --t) {
@@ -469,7 +469,10 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
                            a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip);
       }
     }
-    gemm_prepacked<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, 1, wpack, false, apack);
+    if (few_rows(B))
+      gemm_few_rows_nn<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, a.W_hh, H);
+    else
+      gemm_prepacked<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, 1, wpack, false, apack);
   }
 #pragma omp for schedule(static)
   for (int64_t b = 0; b < B; ++b)
