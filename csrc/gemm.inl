@@ -25,7 +25,10 @@ struct Tile {
 template <typename T>
 inline int64_t panel_width(int64_t N) {
   constexpr int W = Vec<T>::W;
-  return (W > 1 && N <= W) ? W : Tile<T>::NR;
+  if (W > 1 && N <= W) return W;
+  // N in (2W, 3W] (e.g. H = 40 with 16 lanes): three-vector panels, 48 wide instead of 64.
+  if (W > 1 && kVectorRegisters >= 32 && Tile<T>::NV == 2 && N > 2 * W && N <= 3 * W) return 3 * W;
+  return Tile<T>::NR;
 }
 
 template <typename T>
@@ -207,6 +210,8 @@ void gemm_block(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_r
                 int64_t kc, const T* bblock, bool accumulate, APack<T> apack, const T* bias) {
   if (panel_width<T>(N) == Tile<T>::NR)
     gemm_block_nv<T, Tile<T>::NV>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias);
+  else if (panel_width<T>(N) == 3 * Vec<T>::W)
+    gemm_block_nv<T, 3>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias);
   else
     gemm_block_nv<T, 1>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias);
 }

@@ -166,10 +166,13 @@ inline void gates_forward_staged(const ForwardArgs<T>& a, const Cell& cell, int6
       const float* c_prev;
       float* c_out;
       cell(b, c_prev, c_out);
-      for (int64_t j = 0; j < H; ++j, ++n) {
-        for (int q = 0; q < 4; ++q) s[q][n] = g[q * H + j];
-        s[4][n] = c_prev ? c_prev[j] : 0.0f;
-      }
+      for (int q = 0; q < 4; ++q)
+        for (int64_t j = 0; j < H; ++j) s[q][n + j] = g[q * H + j];
+      if (c_prev)
+        for (int64_t j = 0; j < H; ++j) s[4][n + j] = c_prev[j];
+      else
+        for (int64_t j = 0; j < H; ++j) s[4][n + j] = 0.0f;
+      n += H;
     }
     for (int64_t m = n; m % W; ++m)
       for (int q = 0; q < 5; ++q) s[q][m] = 0.0f;
@@ -182,11 +185,11 @@ inline void gates_forward_staged(const ForwardArgs<T>& a, const Cell& cell, int6
       const float* c_prev;
       float* c_out;
       cell(b, c_prev, c_out);
-      for (int64_t j = 0; j < H; ++j, ++n) {
-        for (int q = 0; q < 4; ++q) g[q * H + j] = s[q][n];
-        c_out[j] = s[5][n];
-        a.y[r * H + j] = s[6][n];
-      }
+      for (int q = 0; q < 4; ++q)
+        for (int64_t j = 0; j < H; ++j) g[q * H + j] = s[q][n + j];
+      for (int64_t j = 0; j < H; ++j) c_out[j] = s[5][n + j];
+      for (int64_t j = 0; j < H; ++j) a.y[r * H + j] = s[6][n + j];
+      n += H;
     }
     return;
   }
@@ -406,14 +409,20 @@ inline void gates_backward_staged(const BackwardArgs<T>& a, T* dc_carry, const T
       const int64_t r = b * Tn + t;
       const float* g = a.gates + r * G;
       const float* c_prev = t ? a.cs + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
-      for (int64_t j = 0; j < H; ++j, ++n) {
-        for (int q = 0; q < 4; ++q) s[q][n] = g[q * H + j];
-        s[4][n] = dc_carry[b * H + j];
-        s[5][n] = dh_carry[b * H + j];
-        s[6][n] = a.dy ? a.dy[r * H + j] : 0.0f;
-        s[7][n] = a.cs[r * H + j];
-        s[8][n] = c_prev ? c_prev[j] : 0.0f;
-      }
+      for (int q = 0; q < 4; ++q)
+        for (int64_t j = 0; j < H; ++j) s[q][n + j] = g[q * H + j];
+      for (int64_t j = 0; j < H; ++j) s[4][n + j] = dc_carry[b * H + j];
+      for (int64_t j = 0; j < H; ++j) s[5][n + j] = dh_carry[b * H + j];
+      if (a.dy)
+        for (int64_t j = 0; j < H; ++j) s[6][n + j] = a.dy[r * H + j];
+      else
+        for (int64_t j = 0; j < H; ++j) s[6][n + j] = 0.0f;
+      for (int64_t j = 0; j < H; ++j) s[7][n + j] = a.cs[r * H + j];
+      if (c_prev)
+        for (int64_t j = 0; j < H; ++j) s[8][n + j] = c_prev[j];
+      else
+        for (int64_t j = 0; j < H; ++j) s[8][n + j] = 0.0f;
+      n += H;
     }
     for (int64_t m = n; m % W; ++m)
       for (int q = 0; q < 9; ++q) s[q][m] = 0.0f;
@@ -423,10 +432,10 @@ inline void gates_backward_staged(const BackwardArgs<T>& a, T* dc_carry, const T
     n = 0;
     for (int64_t b = b0; b < b1; ++b) {
       float* g = a.gates + (b * Tn + t) * G;
-      for (int64_t j = 0; j < H; ++j, ++n) {
-        for (int q = 0; q < 4; ++q) g[q * H + j] = s[q][n];
-        dc_carry[b * H + j] = s[4][n];
-      }
+      for (int q = 0; q < 4; ++q)
+        for (int64_t j = 0; j < H; ++j) g[q * H + j] = s[q][n + j];
+      for (int64_t j = 0; j < H; ++j) dc_carry[b * H + j] = s[4][n + j];
+      n += H;
     }
     return;
   }
