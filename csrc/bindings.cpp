@@ -231,6 +231,13 @@ PYBIND11_MODULE(_core, m) {
       py::arg("isa"), py::arg("gates"), py::arg("cs"), py::arg("y"), py::arg("x"), py::arg("ids"), py::arg("W_ih"),
       py::arg("W_hh"), py::arg("h0"), py::arg("c0"), py::arg("dy"), py::arg("dh_T"), py::arg("dc_T"),
       py::arg("clip"), py::arg("nthreads"));
+  m.def(
+      "team_size",
+      [](int64_t B, int64_t T, int64_t I, int64_t H, int nthreads) {
+        return pylstm::team_size_for(checked_dims(B, T, I, H), nthreads);
+      },
+      py::arg("B"), py::arg("T"), py::arg("I"), py::arg("H"), py::arg("nthreads"),
+      "Threads a kernel call of these sizes really uses (for tests and benchmarks).");
   m.def("workspace_bytes", &workspace_bytes, py::arg("isa"), py::arg("f32"), py::arg("forward"), py::arg("B"),
         py::arg("T"), py::arg("I"), py::arg("H"), py::arg("nthreads"));
 }

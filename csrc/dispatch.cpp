@@ -60,6 +60,8 @@ std::vector<std::string> supported_isas() {
   return out;
 }
 
+int team_size_for(Dims d, int nthreads) { return team_size_rule(d, nthreads); }
+
 std::string best_isa() { return supported_isas().back(); }
 
 const KernelTable& kernel_table(const std::string& name) {

@@ -21,4 +21,7 @@ std::string best_isa();
 // The table for `name`; throws std::invalid_argument if unknown or unsupported here.
 const KernelTable& kernel_table(const std::string& name);
 
+// Threads a call of these sizes uses (the same rule on every ISA).
+int team_size_for(Dims d, int nthreads);
+
 }  // namespace pylstm

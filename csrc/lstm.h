@@ -79,6 +79,19 @@ struct Kernels {
   void (*backward)(const BackwardArgs<T>& a, Dims d, int nthreads);
 };
 
+// Threads pay for themselves only when each time step has enough work:
+// below this many multiply-adds per step and thread (about 5 us of work), the
+// barriers cost more than they save, and far more when another process
+// competes for the cores (a descheduled thread stalls every step).
+constexpr int64_t kMinStepWorkPerThread = int64_t(1) << 19;
+
+inline int team_size_rule(Dims d, int nthreads) {
+  const int64_t step_work = d.B * 4 * d.H * (d.H + 1);
+  if (nthreads <= 1 || step_work < 2 * kMinStepWorkPerThread) return 1;
+  const int64_t useful = step_work / kMinStepWorkPerThread;
+  return static_cast<int>(useful < nthreads ? useful : nthreads);
+}
+
 struct KernelTable {
   const char* name;
   Kernels<float> f32;

@@ -19,16 +19,7 @@ inline T sigmoid(T a) { return T(1) / (T(1) + k_exp(-a)); }
 template <typename T>
 inline T clip_to(T v, T c) { return v > c ? c : (v < -c ? -c : v); }
 
-// Threads pay for themselves only when each time step has enough work:
-// below this many multiply-adds per step, the barrier costs more than it saves.
-static constexpr int64_t kMinStepWorkPerThread = 32768;
-
-inline int team_size(Dims d, int nthreads) {
-  const int64_t step_work = d.B * 4 * d.H * (d.H + 1);
-  if (nthreads <= 1 || step_work < 2 * kMinStepWorkPerThread) return 1;
-  const int64_t useful = step_work / kMinStepWorkPerThread;
-  return static_cast<int>(useful < nthreads ? useful : nthreads);
-}
+inline int team_size(Dims d, int nthreads) { return team_size_rule(d, nthreads); }
 
 // Whether the recurrent product uses the unpacked few-rows path.
 inline bool few_rows(int64_t M) { return M < 4; }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pylstm import kernels
+from pylstm import _core, kernels
 from pylstm import reference as ref
 from tolerances import rel_err, tol
 
@@ -63,8 +63,16 @@ def _shape_id(s) -> str:
 
 
 # Not multiples of any SIMD width, plus the degenerate B = T = I = H = 1.  The last one has
-# enough work per step (B·4H·(H+1) ≳ 32k multiply-adds) for the kernel to really use 2 threads.
-SHAPES = [(1, 1, 1, 1), (3, 4, 7, 3), (2, 3, 3, 17), (4, 2, 17, 33), (1, 5, 33, 7), (5, 3, 1, 33), (16, 3, 5, 47)]
+# enough work per step for the kernel to really use 2 threads (asserted below).
+SHAPES = [(1, 1, 1, 1), (3, 4, 7, 3), (2, 3, 3, 17), (4, 2, 17, 33), (1, 5, 33, 7), (5, 3, 1, 33), (20, 3, 5, 127)]
+THREADED_SHAPE = (26, 4, 24, 129)  # B, T, I, H: past the threading threshold for 3 threads
+
+
+def test_threaded_shapes_really_use_threads():
+    B, T, I, H = SHAPES[-1]
+    assert _core.team_size(B, T, I, H, 2) == 2
+    B, T, I, H = THREADED_SHAPE
+    assert _core.team_size(B, T, I, H, 3) == 3
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
@@ -136,10 +144,10 @@ THREAD_VARIANTS = {
 @pytest.mark.parametrize("variant", list(THREAD_VARIANTS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_threads_bit_identical(isa, dtype, variant, make_problem):
-    # B·4H·(H+1) ≈ 200k multiply-adds per step: past the kernel's threading threshold even for
-    # 3 threads.  Work is split without atomics (weight gradients by rows), so bits must agree.
+    # THREADED_SHAPE really runs 3 threads (test_threaded_shapes_really_use_threads).  Work is
+    # split without atomics (weight gradients by rows), so bits must agree.
     opts = THREAD_VARIANTS[variant]
-    p = make_problem(12, 4, 24, 65, V=50 if opts.get("ids") else None, scale=2.0, dtype=dtype)
+    p = make_problem(*THREADED_SHAPE, V=50 if opts.get("ids") else None, scale=2.0, dtype=dtype)
     runs = {n: _run(kernels, p, dtype, num_threads=n, **opts) for n in (1, 2, 3, 1)}
     base = runs[1]
     for n, out in runs.items():
