@@ -8,7 +8,10 @@ Arrays are batch-first (B, T, F); weights use PyTorch's layout and gate order
 from __future__ import annotations
 
 from ._config import get_num_threads, set_num_threads
-from . import _openmp_env  # noqa: F401  (before the extension loads the OpenMP runtime)
+from ._openmp_env import brief_spinning
+
+with brief_spinning():  # the OpenMP runtime starts when the extension loads
+    from . import _core  # noqa: F401
 from .kernels import (
     LSTMGrads,
     info,
