@@ -194,10 +194,23 @@ def _metric_sums(model, y, probs, w) -> list[tuple[float, float]]:
     return [m.batch_sums(y, probs, w, correct) for m in model.metrics]
 
 
-def _train_step(model, x, y, w, epoch: int, where: str, epoch_no: int | None, batch_no: int | None):
-    """Forward, backward, update; returns (loss, total, weight_sum, metric sums, lr)."""
-    model._check_stateful_batch(x.shape[0], fix=True, where=where)
+def _where(epoch_no: int | None, epochs: int | None, batch_no: int | None, n_batches: int | None) -> str:
+    """Where a step is, for error messages: " at epoch 1/3, batch 7/100", or " in train_on_batch"."""
+    if epoch_no is None:
+        return " in train_on_batch"
+    return f" at epoch {epoch_no}/{epochs}, batch {batch_no}" + (f"/{n_batches}" if n_batches else "")
+
+
+def _train_step(model, x, y, w, epoch: int, epoch_no: int | None = None, batch_no: int | None = None,
+                epochs: int | None = None, n_batches: int | None = None):
+    """Forward, backward, update; returns (loss, total, weight_sum, metric sums, lr).
+
+    ``epoch_no`` of ``epochs`` and ``batch_no`` of ``n_batches`` (1-based; None in ``train_on_batch``) only
+    name the step in error messages, whose text is built when one is raised (not at every step).
+    """
     stateful = model._stateful_layers
+    if stateful:
+        model._check_stateful_batch(x.shape[0], fix=True, where=_where(epoch_no, epochs, batch_no, n_batches))
     saved_states = [l.states for l in stateful]
     z = model._forward(x, training=True, logits=model._fused, use_carried=True)
     if isinstance(z, tuple):  # a final return_state LSTM: the loss sees its output only
@@ -208,6 +221,7 @@ def _train_step(model, x, y, w, epoch: int, where: str, epoch_no: int | None, ba
     def fail(what: str):
         for l, s in zip(stateful, saved_states):
             l.states = s
+        where = _where(epoch_no, epochs, batch_no, n_batches)
         raise NonFiniteLossError(f"{what} is not finite{where} (step {model.step + 1}); training stopped, the "
                                  "weights are those from before this batch", epoch_no, batch_no, model.step)
 
@@ -215,7 +229,7 @@ def _train_step(model, x, y, w, epoch: int, where: str, epoch_no: int | None, ba
         fail(f"the loss ({loss})")
     model._backward(dz)
     g = model._flat_grad
-    squares = [float(np.dot(g[a:b], g[a:b])) for a, b in model._slices]
+    squares = [float(np.dot(v, v)) for v in model._layer_grads]  # per layer: views of g made at build
     grad_norm = math.sqrt(sum(squares))
     if not math.isfinite(grad_norm):
         fail("the gradient")
@@ -230,7 +244,7 @@ def _train_step(model, x, y, w, epoch: int, where: str, epoch_no: int | None, ba
 
 def train_step(model, x, y, w, epoch: int, batch: int) -> dict[str, float]:
     """``train_on_batch``: one step, its logs."""
-    loss, _, _, msums, lr = _train_step(model, x, y, w, epoch, " in train_on_batch", None, None)
+    loss, _, _, msums, lr = _train_step(model, x, y, w, epoch)
     logs = {"loss": loss}
     logs.update({m.name: (n / d if d else 0.0) for m, (n, d) in zip(model.metrics, msums)})
     logs["lr"] = lr
@@ -359,8 +373,7 @@ def run_fit(model, x, y, *, batch_size, epochs, verbose, validation_data, shuffl
                 for b, (xb, yb, wb) in enumerate(data.batches(model._rng)):
                     for cb in on_begin:
                         cb.on_batch_begin(b, {"step": model.step})
-                    where = f" at epoch {k + 1}/{epochs}, batch {b + 1}" + (f"/{n_batches}" if n_batches else "")
-                    loss, t, ws, msums, lr = _train_step(model, xb, yb, wb, e, where, k + 1, b + 1)
+                    loss, t, ws, msums, lr = _train_step(model, xb, yb, wb, e, k + 1, b + 1, epochs, n_batches)
                     total, wsum, nb = total + t, wsum + ws, nb + 1
                     for s, (a, c) in zip(sums, msums):
                         s[0] += a

@@ -40,6 +40,33 @@ __all__ = [
 
 _EPS_PROB = 1e-7  # only for cross-entropy on probabilities (public __call__ with from_logits=False)
 
+# Up to this many classes, a row-wise max / sum is a loop of ufunc calls over the columns: NumPy runs an
+# axis=-1 reduction's inner loop once per row (~3 us for a (100, 2) batch, against ~0.5 us per column
+# op).  The results are bit-identical: max is exact, and NumPy adds fewer than 8 elements left to right.
+_FEW_CLASSES = 4
+
+
+def _row_max(a: np.ndarray) -> np.ndarray:
+    """max over the last axis of a 2-D array, shape (R,)."""
+    C = a.shape[1]
+    if C > _FEW_CLASSES:
+        return np.maximum.reduce(a, axis=1)
+    out = a[:, 0].copy() if C == 1 else np.maximum(a[:, 0], a[:, 1])
+    for c in range(2, C):
+        np.maximum(out, a[:, c], out=out)
+    return out
+
+
+def _row_sum(a: np.ndarray) -> np.ndarray:
+    """sum over the last axis of a 2-D array, shape (R,), added in NumPy's order."""
+    C = a.shape[1]
+    if C > _FEW_CLASSES:
+        return np.add.reduce(a, axis=1)
+    out = a[:, 0].copy() if C == 1 else np.add(a[:, 0], a[:, 1])
+    for c in range(2, C):
+        np.add(out, a[:, c], out=out)
+    return out
+
 
 def _shape_text(shape: tuple) -> str:
     return "(" + ", ".join("N" if k == 0 else str(d) for k, d in enumerate(shape)) + ("," if len(shape) == 1 else "") + ")"
@@ -137,7 +164,7 @@ class Loss:
         """
         l, dz, probs = self._unit_loss_and_grad(y, z, grad)
         if w is None:
-            total, wsum = float(l.sum()), float(l.size)
+            total, wsum = float(np.add.reduce(l, axis=None)), float(l.size)
             if dz is not None:
                 dz *= 1.0 / wsum
         else:
@@ -248,23 +275,33 @@ class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
     activation = "softmax"
     sparse = True
+    _offsets: np.ndarray | None = None  # 0, C, 2C, ...: row starts in the flattened (R, C) logits, cached
+
+    def _label_index(self, y: np.ndarray, C: int) -> np.ndarray:
+        """Flat index of each unit's label in the (R, C) logits (labels checked by prepare_labels)."""
+        idx = y.reshape(-1)
+        offsets = self._offsets
+        if offsets is None or offsets.shape[0] != idx.shape[0] or (idx.shape[0] > 1 and offsets[1] != C):
+            offsets = self._offsets = np.arange(0, idx.shape[0] * C, C)
+        return offsets + idx
 
     def _unit_loss_and_grad(self, y, z, grad):
         C = z.shape[-1]
         zf = z.reshape(-1, C)
-        rows = np.arange(zf.shape[0])
-        idx = y.reshape(-1)
-        s = zf - zf.max(axis=1, keepdims=True)  # shifted logits: exp never overflows
+        label = self._label_index(y, C)  # one take / put on the flat array instead of [rows, idx]
+        s = zf - _row_max(zf)[:, None]  # shifted logits: exp never overflows
         e = np.exp(s)
-        se = e.sum(axis=1, keepdims=True)
+        se = _row_sum(e)
         # l = logsumexp(z) - z[label] = log Σ exp(s) - s[label]: exact even where p[label] underflows
-        l = (np.log(se[:, 0]) - s[rows, idx]).reshape(y.shape)
-        e /= se
+        l = np.log(se)
+        l -= s.reshape(-1).take(label)
+        l = l.reshape(y.shape)
+        e /= se[:, None]
         p = e.reshape(z.shape)
         if not grad:
             return l, None, p
         dz = e.copy()
-        dz[rows, idx] -= 1
+        dz.reshape(-1)[label] -= 1
         return l, dz.reshape(z.shape), p
 
 

@@ -1,8 +1,9 @@
 """Sequential: a stack of layers with Keras' compile / fit / evaluate / predict.
 
 All weights live in one flat buffer (each layer's ``params`` are views of it),
-so the optimizer updates every weight with a dozen NumPy calls and the global
-gradient norm is one dot product.  The training loop is in ``_training.py``,
+and all gradients in another (each layer's backward writes its ``grads`` into
+views of it), so the optimizer updates every weight with a dozen NumPy calls and
+a gradient norm is one dot product per layer.  The training loop is in ``_training.py``,
 sampling in ``_generate.py``.
 """
 from __future__ import annotations
@@ -159,26 +160,34 @@ class Sequential:
         self._flatten()
 
     def _flatten(self) -> None:
-        # One buffer for all weights (and one for all gradients): see the module docstring.
+        # One buffer for all weights and one for all gradients (see the module docstring): each layer's
+        # params are views of the first, and its backward writes its grads into views of the second.
         total = sum(l.count_params() for l in self.layers)
-        flat = np.empty(total, self.dtype)
+        flat = _optim._aligned_empty(total, self.dtype)
+        flat_grad = _optim._aligned_empty(total, self.dtype)
+        flat_grad.fill(0)
         offset = 0
         self._slices: list[tuple[int, int]] = []
         self._param_layers: list[Layer] = []
+        self._grad_bindings: list[tuple[Layer, dict[str, np.ndarray]]] = []
         for layer in self.layers:
-            views = {}
+            views, grad_views = {}, {}
             start = offset
             for key, p in layer._params.items():
                 view = flat[offset: offset + p.size].reshape(p.shape)
                 view[...] = p
                 views[key] = view
+                grad_views[key] = flat_grad[offset: offset + p.size].reshape(p.shape)
                 offset += p.size
-            layer._bind_params(views)
+            layer._bind_params(views, grad_views)
             if offset > start:
                 self._slices.append((start, offset))
                 self._param_layers.append(layer)
+                self._grad_bindings.append((layer, grad_views))
         self._flat = flat
-        self._flat_grad = np.empty_like(flat)
+        self._flat_grad = flat_grad
+        # per-layer 1-D views of the gradient, for the per-step norms (one dot each)
+        self._layer_grads = [flat_grad[a:b] for a, b in self._slices]
         self.history.layer_names = [l.name for l in self._param_layers]
 
     def _ensure_built(self, x_shape: tuple | None = None) -> None:
@@ -332,10 +341,18 @@ class Sequential:
         return out
 
     def _backward(self, dout: np.ndarray) -> None:
-        for i in range(len(self.layers) - 1, -1, -1):
-            dout = self.layers[i].backward(dout, need_dx=i > 0)
-        grads = [layer.grads[k] for layer in self._param_layers for k in layer._params]
-        np.concatenate([g.reshape(-1) for g in grads], out=self._flat_grad)
+        """Backward through every layer into ``_flat_grad``."""
+        layers = self.layers
+        for i in range(len(layers) - 1, -1, -1):
+            dout = layers[i].backward(dout, need_dx=i > 0)
+        # The built-in layers wrote their grads into their views of _flat_grad already; a layer that made
+        # arrays of its own (a custom layer unaware of _grad_views) has them copied in.
+        for layer, views in self._grad_bindings:
+            grads = layer.grads
+            for key, view in views.items():
+                g = grads[key]
+                if g is not view:
+                    np.copyto(view, np.reshape(g, view.shape))
 
     def __call__(self, x: Any, training: bool = False) -> Any:
         """Forward pass on one batch (``training=True``: with dropout); a stateful model uses and updates its
