@@ -29,12 +29,25 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return o.str();
 }
 
+// `obj` as an array, or a TypeError naming it (never an unchecked cast).
+py::array as_array(const py::object& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + " must be a numpy array");
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
+// Same element type as T in native byte order. Compared by type number, not
+// identity: an unpickled array carries its own (equal) dtype object.
+template <typename T>
+bool has_dtype(const py::array& arr) {
+  const py::dtype dt = arr.dtype();
+  return dt.num() == py::dtype::of<T>().num() && dt.attr("isnative").cast<bool>();
+}
+
 // `obj` must be a C-contiguous array of exactly dtype T and shape `shape`.
 template <typename T>
 py::array_t<T> require(const py::object& obj, const char* name, const std::vector<int64_t>& shape) {
-  if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + " must be a numpy array");
-  py::array arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<T>()))
+  py::array arr = as_array(obj, name);
+  if (!has_dtype<T>(arr))
     throw py::type_error(std::string(name) + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
                          ", got " + std::string(py::str(arr.dtype())));
   if (!(arr.flags() & py::array::c_style))
@@ -82,10 +95,9 @@ py::tuple forward_impl(const std::string& isa, const py::object& x, const py::ob
   const auto& kern = [&]() -> const pylstm::Kernels<T>& {
     if constexpr (std::is_same_v<T, float>) return k.f32; else return k.f64;
   }();
-  const int64_t I = py::reinterpret_borrow<py::array>(W_ih).ndim() == 2
-                        ? py::reinterpret_borrow<py::array>(W_ih).shape(1) : -1;
-  const int64_t H = py::reinterpret_borrow<py::array>(W_hh).ndim() == 2
-                        ? py::reinterpret_borrow<py::array>(W_hh).shape(1) : -1;
+  const py::array wih = as_array(W_ih, "W_ih"), whh = as_array(W_hh, "W_hh");
+  if (wih.ndim() != 2 || whh.ndim() != 2) throw py::value_error("W_ih and W_hh must be 2-D");
+  const int64_t I = wih.shape(1), H = whh.shape(1);
   const Dims d = checked_dims(B, Tn, I, H);
   std::vector<py::array_t<T>> keep;
   std::vector<py::array_t<int64_t>> keep_ids;
@@ -130,9 +142,8 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
   const auto& kern = [&]() -> const pylstm::Kernels<T>& {
     if constexpr (std::is_same_v<T, float>) return k.f32; else return k.f64;
   }();
-  auto garr = py::reinterpret_borrow<py::array>(gates);
-  auto wih = py::reinterpret_borrow<py::array>(W_ih);
-  if (garr.ndim() != 3 || wih.ndim() != 2) throw py::value_error("malformed cache");
+  const py::array garr = as_array(gates, "cache gates"), wih = as_array(W_ih, "W_ih");
+  if (garr.ndim() != 3 || wih.ndim() != 2 || garr.shape(2) % 4 != 0) throw py::value_error("malformed cache");
   const int64_t B = garr.shape(0), Tn = garr.shape(1), H = garr.shape(2) / 4, I = wih.shape(1);
   const Dims d = checked_dims(B, Tn, I, H);
   std::vector<py::array_t<T>> keep;
@@ -151,6 +162,7 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
   a.dy = optional_ptr<T>(dy, "dy", {B, Tn, H}, keep);
   a.dh_T = optional_ptr<T>(dh_T, "dh_T", {B, H}, keep);
   a.dc_T = optional_ptr<T>(dc_T, "dc_T", {B, H}, keep);
+  a.clip_on = clip > 0;  // a clip below T's smallest value rounds to 0: everything clips to 0
   a.clip = static_cast<T>(clip > 0 ? clip : 0);
 
   py::object dx = py::none();
@@ -178,11 +190,10 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
 }
 
 bool is_f32(const py::object& W) {
-  if (!py::isinstance<py::array>(W)) throw py::type_error("W_ih must be a numpy array");
-  auto dt = py::reinterpret_borrow<py::array>(W).dtype();
-  if (dt.is(py::dtype::of<float>())) return true;
-  if (dt.is(py::dtype::of<double>())) return false;
-  throw py::type_error("weights must be float32 or float64, got " + std::string(py::str(dt)));
+  const py::array arr = as_array(W, "W_ih");
+  if (has_dtype<float>(arr)) return true;
+  if (has_dtype<double>(arr)) return false;
+  throw py::type_error("weights must be float32 or float64, got " + std::string(py::str(arr.dtype())));
 }
 
 int64_t workspace_bytes(const std::string& isa, bool f32, bool forward, int64_t B, int64_t T, int64_t I,

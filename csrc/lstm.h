@@ -67,7 +67,8 @@ struct BackwardArgs {
   const T* W_hh = nullptr;
   const T* h0 = nullptr;
   const T* c0 = nullptr;
-  T clip = 0;  // > 0: clip dG elementwise to [-clip, clip]
+  bool clip_on = false;  // clip dG elementwise to [-clip, clip]
+  T clip = 0;
 };
 
 // One ISA's kernels for one dtype.

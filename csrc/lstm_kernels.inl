@@ -313,7 +313,7 @@ int64_t backward_workspace_elems(Dims d, int nthreads) {
 // ai..ao become the pre-activation gradients; dc (carried) is updated.
 inline void gates_backward_lanes(float* ai, float* af, float* ag, float* ao, float* dc_carry,
                                  const float* dh_carry, const float* dy, const float* c, const float* cp,
-                                 float clip) {
+                                 bool clip_on, float clip) {
   using V = Vec<float>;
   const V one = V::set1(1.0f);
   const V i = V::load(ai), f = V::load(af), g = V::load(ag), o = V::load(ao);
@@ -325,7 +325,7 @@ inline void gates_backward_lanes(float* ai, float* af, float* ag, float* ao, flo
   V daf = (dc * c_prev) * (f * (one - f));  // dL/da_f = dc·c_{t-1}·σ'
   V dag = (dc * i) * (one - g * g);         // dL/da_g = dc·i·tanh'
   V dao = (dh * tc) * (o * (one - o));      // dL/da_o = dh·tanh(c_t)·σ'
-  if (clip > 0.0f) {  // min/max with the value second: NaN stays NaN
+  if (clip_on) {  // min/max with the value second: NaN stays NaN
     const V hi = V::set1(clip), lo = V::set1(-clip);
     dai = V::min(hi, V::max(lo, dai)); daf = V::min(hi, V::max(lo, daf));
     dag = V::min(hi, V::max(lo, dag)); dao = V::min(hi, V::max(lo, dao));
@@ -340,14 +340,14 @@ inline void gates_backward_lanes(float* ai, float* af, float* ag, float* ao, flo
 // reaching h_t from above (t+1), dc_carry is updated to reach c_{t-1}.
 template <typename T>
 inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy_row, const T* c_row,
-                               const T* c_prev, int64_t H, T clip) {
+                               const T* c_prev, int64_t H, bool clip_on, T clip) {
 #if defined(PYLSTM_VECTOR_MATH)
   if constexpr (std::is_same_v<T, float>) {
     constexpr int W = Vec<float>::W;
     int64_t j = 0;
     for (; j + W <= H; j += W)
       gates_backward_lanes(a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, dc_carry + j, dh_carry + j,
-                           dy_row ? dy_row + j : nullptr, c_row + j, c_prev ? c_prev + j : nullptr, clip);
+                           dy_row ? dy_row + j : nullptr, c_row + j, c_prev ? c_prev + j : nullptr, clip_on, clip);
     if (j < H) {  // the last H % W units, through a zero-padded copy
       const int64_t n = H - j;
       float buf[9][W] = {};
@@ -359,7 +359,7 @@ inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy
         buf[7][l] = c_row[j + l];
         buf[8][l] = c_prev ? c_prev[j + l] : 0.0f;
       }
-      gates_backward_lanes(buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8], clip);
+      gates_backward_lanes(buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8], clip_on, clip);
       for (int64_t l = 0; l < n; ++l) {
         for (int q = 0; q < 4; ++q) a[q * H + j + l] = buf[q][l];
         dc_carry[j + l] = buf[4][l];
@@ -378,7 +378,7 @@ inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy
     T daf = dc * cp * (f * (T(1) - f));     // dL/da_f = dc·c_{t-1}·σ'
     T dag = dc * i * (T(1) - g * g);        // dL/da_g = dc·i·tanh'
     T dao = dh * tc * (o * (T(1) - o));     // dL/da_o = dh·tanh(c_t)·σ'
-    if (clip > T(0)) {
+    if (clip_on) {
       dai = clip_to(dai, clip); daf = clip_to(daf, clip);
       dag = clip_to(dag, clip); dao = clip_to(dao, clip);
     }
@@ -419,7 +419,7 @@ inline void gates_backward_staged(const BackwardArgs<T>& a, T* dc_carry, const T
       for (int q = 0; q < 9; ++q) s[q][m] = 0.0f;
     for (int64_t l = 0; l < n; l += W)
       gates_backward_lanes(s[0] + l, s[1] + l, s[2] + l, s[3] + l, s[4] + l, s[5] + l, s[6] + l, s[7] + l,
-                           s[8] + l, a.clip);
+                           s[8] + l, a.clip_on, a.clip);
     n = 0;
     for (int64_t b = b0; b < b1; ++b) {
       float* g = a.gates + (b * Tn + t) * G;
@@ -466,7 +466,7 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
         const int64_t r = b * Tn + t;
         const T* c_prev = t ? a.cs + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
         gates_backward_row(a.gates + r * G, dc_carry + b * H, dh_carry + b * H,
-                           a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip);
+                           a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip_on, a.clip);
       }
     }
     if (few_rows(B))

@@ -30,6 +30,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import zipfile
 from typing import Any
 
@@ -227,6 +228,11 @@ def write_checkpoint(path: str | os.PathLike, config: dict, arrays: dict[str, np
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """``unpack`` of the file at ``path`` (read once: what is checked is what is parsed)."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
+    # Opened without blocking (a FIFO would wait for a writer), then refused
+    # unless it is a regular file: a device such as /dev/zero never ends.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise CheckpointError(f"{path!r} is not a regular file, so not a pylstm checkpoint")
         data = f.read()
     return unpack(data, where=repr(path))

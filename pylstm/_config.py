@@ -5,7 +5,11 @@ given its thread count explicitly, and this module is where the default lives.
 """
 from __future__ import annotations
 
+import numbers
 import os
+
+# More threads than this is never useful and would not fit OpenMP's int.
+MAX_THREADS = 1 << 16
 
 _default_threads: int | None = None
 
@@ -56,8 +60,10 @@ def resolve_num_threads(num_threads: int | None) -> int:
     """``num_threads`` as given to a kernel entry, checked, with None resolved."""
     if num_threads is None:
         return get_num_threads()
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int):
+    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
         raise TypeError(f"num_threads must be a positive int or None, got {num_threads!r}")
     if num_threads < 1:
         raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-    return num_threads
+    if num_threads > MAX_THREADS:
+        raise ValueError(f"num_threads must be <= {MAX_THREADS}, got {num_threads}")
+    return int(num_threads)

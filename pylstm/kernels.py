@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import os
+import threading
 import warnings
 from typing import Any, Iterator
 
@@ -133,7 +134,7 @@ def _weights_checked(W_ih: Any, W_hh: Any, b_ih: Any, b_hh: Any, input_name: str
     for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
         if b.shape != (4 * H,):
             raise ValueError(f"{name} must have shape (4H,) = ({4 * H},), got {b.shape}")
-    return tuple(np.ascontiguousarray(w) for w in (W_ih, W_hh, b_ih, b_hh))
+    return W_ih, W_hh, b_ih, b_hh  # made contiguous after the size check (_run_forward)
 
 
 def _real(name: str, a: Any, dtype: np.dtype) -> np.ndarray:
@@ -166,19 +167,25 @@ def _token_ids(name: str, ids: Any, ndim: int, V: int) -> np.ndarray:
     if ids.size == 0:
         raise ValueError(f"{name} must not be empty (B >= 1" + (", T >= 1" if ndim == 2 else "") +
                          f"), got shape {ids.shape}")
+    return ids
+
+
+def _check_id_range(name: str, ids: np.ndarray, V: int) -> None:
+    """Every id in [0, V): after the size check, since it reads every id."""
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= V:
         raise ValueError(f"{name} must lie in [0, V) = [0, {V}) (V = W_ih.shape[1]), got values in [{lo}, {hi}]")
-    return ids
 
 
 def _state(name: str, s: Any, B: int, H: int, dtype: np.dtype) -> np.ndarray | None:
     if s is None:
         return None
-    s = _real(name, s, dtype)
-    if s.shape != (B, H):
+    s = s if isinstance(s, np.ndarray) else np.asarray(s)
+    if s.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real (bool, int or float) array, got dtype {s.dtype}")
+    if s.shape != (B, H):  # before any cast: a wrong-shaped huge view is never copied
         raise ValueError(f"{name} must have shape (B, H) = ({B}, {H}), got {s.shape}")
-    return s
+    return s  # cast by _run_forward once the request's size is known to fit
 
 
 def _incoming_grad(name: str, g: Any, shape: tuple[int, ...], shape_text: str, dtype: np.dtype) -> np.ndarray | None:
@@ -246,6 +253,9 @@ def _check_request(B: int, T: int, I: int, H: int, itemsize: int, forward: bool,
 # ------------------------------------------------------------------- caches
 
 
+_claim_lock = threading.Lock()
+
+
 class LSTMCache:
     """What ``lstm_backward`` needs from a forward pass (opaque to users).
 
@@ -280,17 +290,21 @@ class LSTMCache:
 # ---------------------------------------------------------------- kernels
 
 
-def _run_forward(x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, num_threads, state_names=("h0", "c0")):
+def _run_forward(x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, num_threads, state_names=("h0", "c0"),
+                 ids_name="ids"):
     nthreads = resolve_num_threads(num_threads)
     if not isinstance(need_cache, (bool, np.bool_)):
         raise TypeError(f"need_cache must be a bool, got {need_cache!r}")
     H = W_hh.shape[1]
-    _check_request(B, T, W_ih.shape[1], H, W_hh.dtype.itemsize, True, bool(need_cache), nthreads)
     h0 = _state(state_names[0], h0, B, H, W_hh.dtype)
     c0 = _state(state_names[1], c0, B, H, W_hh.dtype)
+    _check_request(B, T, W_ih.shape[1], H, W_hh.dtype.itemsize, True, bool(need_cache), nthreads)
+    W_ih, W_hh, b_ih, b_hh = (np.ascontiguousarray(w) for w in (W_ih, W_hh, b_ih, b_hh))
+    h0, c0 = (None if s is None else np.ascontiguousarray(s, dtype=W_hh.dtype) for s in (h0, c0))
     if x is not None:
         x = np.ascontiguousarray(x, dtype=W_hh.dtype)
     if ids is not None:
+        _check_id_range(ids_name, ids, W_ih.shape[1])
         ids = np.ascontiguousarray(ids, dtype=np.int64)
     y, h_T, c_T, gates, cs = _core.forward(_isa, x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, bool(need_cache),
                                            nthreads)
@@ -375,9 +389,6 @@ def lstm_backward(cache, dy, dh_T=None, dc_T=None, clip=None, num_threads=None) 
             f"cache must be the LSTMCache returned by pylstm.lstm_forward(..., need_cache=True), "
             f"got {type(cache).__name__}"
         )
-    if cache.used:
-        raise RuntimeError("this cache was already used by lstm_backward (a cache serves one backward pass); "
-                           "run lstm_forward again")
     nthreads = resolve_num_threads(num_threads)
     clip_value = _clip(clip)
     B, T, H = cache.y.shape
@@ -385,7 +396,11 @@ def lstm_backward(cache, dy, dh_T=None, dc_T=None, clip=None, num_threads=None) 
     dy = _incoming_grad("dy", dy, (B, T, H), "(B, T, H)", dt)
     dh_T = _incoming_grad("dh_T", dh_T, (B, H), "(B, H)", dt)
     dc_T = _incoming_grad("dc_T", dc_T, (B, H), "(B, H)", dt)
-    cache.used = True
+    with _claim_lock:  # check and mark in one step: two threads never run backward on one cache
+        if cache.used:
+            raise RuntimeError("this cache was already used by lstm_backward (a cache serves one backward pass); "
+                               "run lstm_forward again")
+        cache.used = True
     dx, dh0, dc0, dW_ih, dW_hh, db = _core.backward(
         _isa, cache.gates, cache.cs, cache.y, cache.x, cache.ids, cache.W_ih, cache.W_hh, cache.h0, cache.c0,
         dy, dh_T, dc_T, clip_value, nthreads,
@@ -414,5 +429,5 @@ def lstm_step_ids(ids_t, W_ih, W_hh, b_ih, b_hh, h=None, c=None, num_threads=Non
     ids_t = _token_ids("ids_t", ids_t, 1, W_ih.shape[1])
     B = ids_t.shape[0]
     _, h_T, c_T, _ = _run_forward(None, ids_t.reshape(B, 1), W_ih, W_hh, b_ih, b_hh, h, c, B, 1, False,
-                                  num_threads, state_names=("h", "c"))
+                                  num_threads, state_names=("h", "c"), ids_name="ids_t")
     return h_T, c_T

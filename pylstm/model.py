@@ -8,7 +8,9 @@ sampling in ``_generate.py``.
 """
 from __future__ import annotations
 
+import functools
 import numbers
+import threading
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -34,6 +36,36 @@ def _check_seed(seed: Any) -> int | None:
         raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
     return int(seed)
 
+
+
+# A model holds per-batch state (each layer's cache, carried states, optimizer
+# moments): two threads using one model at once would corrupt it silently.
+# So a model is used by one thread at a time; nested calls from that thread
+# (fit -> evaluate) are fine, another thread gets a clear RuntimeError.
+_guard_lock = threading.Lock()
+
+
+def _one_thread_at_a_time(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        me = threading.get_ident()
+        with _guard_lock:
+            owner = self.__dict__.get("_busy_owner")
+            if owner is not None and owner != me:
+                raise RuntimeError(
+                    f"Sequential.{method.__name__}: this model is already in use in another thread (a model "
+                    "trains, evaluates, predicts and generates in one thread at a time; use one model per thread)")
+            self._busy_owner = me
+            self._busy_depth = self.__dict__.get("_busy_depth", 0) + 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            with _guard_lock:
+                self._busy_depth -= 1
+                if self._busy_depth == 0:
+                    self._busy_owner = None
+
+    return guarded
 
 class Sequential:
     """A linear stack of layers.
@@ -354,6 +386,7 @@ class Sequential:
                 if g is not view:
                     np.copyto(view, np.reshape(g, view.shape))
 
+    @_one_thread_at_a_time
     def __call__(self, x: Any, training: bool = False) -> Any:
         """Forward pass on one batch (``training=True``: with dropout); a stateful model uses and updates its
         carried state, unlike ``predict``."""
@@ -415,6 +448,7 @@ class Sequential:
                 self._stateful_batch_size = sizes.pop()
 
     # ------------------------------------------------------------------ training
+    @_one_thread_at_a_time
     def fit(self, x: Any, y: Any = None, batch_size: int = 32, epochs: int = 1, verbose: int = 1,
             validation_data: Any = None, shuffle: bool = True, seed: int | None = None,
             callbacks: list | None = None, sample_weight: Any = None) -> History:
@@ -458,6 +492,7 @@ class Sequential:
                        validation_data=validation_data, shuffle=shuffle, seed=seed, callbacks=callbacks,
                        sample_weight=sample_weight)
 
+    @_one_thread_at_a_time
     def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
         """One optimizer step on one batch; returns the batch's loss and metrics (logged in ``history.steps``)."""
         from ._training import prepare_batch, train_step
@@ -476,6 +511,7 @@ class Sequential:
         return {"val_" + k: v for k, v in evaluate_data(self, self._val).items()}
 
     # ------------------------------------------------------------------ inference
+    @_one_thread_at_a_time
     def evaluate(self, x: Any, y: Any = None, batch_size: int | None = None, sample_weight: Any = None,
                  verbose: int = 0) -> dict[str, float]:
         """Loss and metrics on data (arrays, or an iterable of batches), from a fresh state.
@@ -491,6 +527,7 @@ class Sequential:
         data = make_data(self, x, y, sample_weight, batch_size, for_eval=True)
         return evaluate_data(self, data)
 
+    @_one_thread_at_a_time
     def predict(self, x: Any, batch_size: int | None = None) -> Any:
         """Outputs for ``x`` (probabilities for a sigmoid/softmax head), from a fresh state.
 
@@ -529,6 +566,7 @@ class Sequential:
 
         return _Fresh()
 
+    @_one_thread_at_a_time
     def generate(self, prompt: Any, steps: int, temperature: float = 1.0, top_k: int | None = None,
                  greedy: bool = False, seed: int | None = None) -> Any:
         """Continue ``prompt`` by ``steps`` sampled symbols, one ``lstm_step`` per layer per symbol.
