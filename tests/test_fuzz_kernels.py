@@ -29,6 +29,7 @@ import inspect
 import os
 import re
 import subprocess
+import tempfile
 import sys
 import textwrap
 import warnings
@@ -650,8 +651,10 @@ def test_no_arguments_or_far_too_many_is_a_type_error(name):
 # known bugs, pinned (strict xfail: an XPASS means fixed -> drop the marker and the fuzzer's filter)
 # --------------------------------------------------------------------------- #
 def _in_subprocess(code: str) -> subprocess.CompletedProcess:
+    # From a neutral folder: `python -c` puts the working folder first on sys.path, and the repository's own
+    # pylstm/ (no compiled _core) must not shadow the installed package.
     return subprocess.run([sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tempfile.gettempdir())
 
 
 def test_cache_gates_replaced_by_an_int_is_refused_not_a_segfault():

@@ -46,10 +46,11 @@ class _CtrlC(callbacks.Callback):
 
 @pytest.fixture
 def restores_sigint():
-    handler = signal.getsignal(signal.SIGINT)
+    # Python's own Ctrl-C handler for the test (a shell starts background jobs with SIGINT ignored).
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
-    assert signal.getsignal(signal.SIGINT) is handler, "fit did not put the SIGINT handler back"
-    signal.signal(signal.SIGINT, handler)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "fit did not put the SIGINT handler back"
+    signal.signal(signal.SIGINT, outside)
 
 
 def test_ctrl_c_finishes_the_batch_then_raises(restores_sigint):
