@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #if defined(_OPENMP)
 #include <omp.h>

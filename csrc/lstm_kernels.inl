@@ -217,6 +217,21 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   } else {
     gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, false, bpack, apack, bias);
   }
+  // A zero initial state contributes 0·W_hh, which IEEE makes NaN wherever a
+  // row of W_hh holds NaN or ±Inf: skipping that product must not hide them.
+  if (!a.h0) {
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < G; ++n) {
+      const T* w = a.W_hh + n * H;
+      bool finite = true;
+      for (int64_t k = 0; k < H; ++k) {
+        const T d = w[k] - w[k];  // 0 for finite values, NaN for NaN and ±Inf
+        finite = finite && d == d;
+      }
+      if (!finite)
+        for (int64_t b = 0; b < B; ++b) a.gates[b * Tn * G + n] += std::numeric_limits<T>::quiet_NaN();
+    }
+  }
   // 2. W_hhᵀ packed once for all T steps: B(k, n) = W_hh[n, k].
   const bool few = few_rows(B);
   if (!few) pack_b_full<T>(wpack, Strided<T>{a.W_hh, 1, H}, H, G);

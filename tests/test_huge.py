@@ -74,25 +74,16 @@ def test_step_beyond_memory_is_a_memory_error():
     _refused(MemoryError, lambda: pl.lstm_step(x_t, *_weights(3, 16), h=h, c=h), match="GiB")
 
 
-def _ids_refused(call, ids: np.ndarray) -> None:
-    """Like _refused(MemoryError, ...), with the known slow range check pinned as an xfail."""
-    start = time.perf_counter()
-    with pytest.raises(MemoryError, match="GiB"):
-        call()
-    elapsed = time.perf_counter() - start
-    if elapsed > FAST_S:  # the size must be refused from the shapes, before the range check reads every id
-        pytest.xfail(f"known bug: kernels._token_ids scans all {ids.size:.0e} ids (min/max) before "
-                     f"_check_request refuses the size ({elapsed:.1f} s here; (2**26, 2**25) would take weeks)")
-
-
 def test_forward_ids_beyond_memory_is_a_memory_error():
-    ids = _huge((10**5, 10**4), np.int64)  # 1e9 steps: 64 GB of float32 gates for H=16
-    _ids_refused(lambda: pl.lstm_forward_ids(ids, *_weights(5, 16)), ids)
+    # 1e9 steps (64 GB of float32 gates for H=16): refused from the shapes, before the [0, V) range check
+    # reads every id (a scan that would take weeks for a (2**26, 2**25) view).
+    ids = _huge((10**5, 10**4), np.int64)
+    _refused(MemoryError, lambda: pl.lstm_forward_ids(ids, *_weights(5, 16)), match="GiB")
 
 
 def test_step_ids_beyond_memory_is_a_memory_error():
     ids_t = _huge((10**9,), np.int64)
-    _ids_refused(lambda: pl.lstm_step_ids(ids_t, *_weights(5, 16)), ids_t)
+    _refused(MemoryError, lambda: pl.lstm_step_ids(ids_t, *_weights(5, 16)), match="GiB")
 
 
 # --------------------------------------------------------------------------- int64 overflow
