@@ -24,6 +24,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from ._registry import class_from_config
 from . import activations as _activations
 from . import initializers as _initializers
 from . import reference as _reference
@@ -669,14 +670,7 @@ def layer_from_config(config: dict, custom_objects: dict | None = None) -> Layer
     ValueError
         Unknown ``class_name``.
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"not a layer config: {config!r:.200}")
-    name = config["class_name"]
-    cls = (custom_objects or {}).get(name) or _BY_CLASS.get(name)
-    if cls is None:
-        raise ValueError(f"unknown layer class {name!r}; known: {', '.join(sorted(_BY_CLASS))} "
-                         "(pass custom ones through custom_objects)")
-    kwargs = {k: v for k, v in config.items() if k != "class_name"}
+    cls, kwargs = class_from_config(config, "a layer", _BY_CLASS, custom_objects)
     for key in ("kernel_initializer", "recurrent_initializer", "embeddings_initializer"):
         if isinstance(kwargs.get(key), dict):
             kwargs[key] = _initializers.get(kwargs[key], custom_objects)

@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._registry import class_from_config
 from . import schedules as _schedules
 from .schedules import LearningRateSchedule
 
@@ -453,14 +454,7 @@ def optimizer_from_config(config: dict, custom_objects: dict | None = None) -> O
     ValueError
         Unknown class or lr function name.
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"not an optimizer config: {config!r:.200}")
-    name = config["class_name"]
-    cls = (custom_objects or {}).get(name) or _BY_CLASS.get(name)
-    if cls is None:
-        raise ValueError(f"unknown optimizer class {name!r}; known: {', '.join(sorted(_BY_CLASS))} "
-                         "(pass custom ones through custom_objects)")
-    kwargs = {k: v for k, v in config.items() if k != "class_name"}
+    cls, kwargs = class_from_config(config, "an optimizer", _BY_CLASS, custom_objects)
     kwargs["lr"] = _schedules.deserialize(kwargs.get("lr", 0.01), custom_objects)
     return cls(**kwargs)
 
