@@ -33,6 +33,7 @@ def interleaved_medians(
     max_rounds: int = 400,
     sample_s: float = 2e-3,
     warmup: int = 2,
+    settle_s: float = 0.0,
 ) -> dict[str, dict[str, float]]:
     """Time several callables round robin; per-call median over rounds.
 
@@ -41,7 +42,10 @@ def interleaved_medians(
     dominated by the timer, and only the first call of a batch sees the caches
     another implementation left behind). The starting callable rotates every
     round so no implementation always runs right after the same one. The number
-    of rounds makes the whole set take about ``target_s``.
+    of rounds makes the whole set take about ``target_s``. ``settle_s``: an untimed
+    pause before each sample, so the thread pools of the implementation that ran
+    before (libgomp and OpenBLAS workers spin for a while after each call) are
+    asleep again and do not compete with the next one for the cores.
 
     Returns ``{name: {"median_s", "min_s", "q1_s", "q3_s", "rounds", "calls_per_sample"}}``
     (times per call, in seconds).
@@ -56,7 +60,7 @@ def interleaved_medians(
         fns[name]()
         one[name] = max(time.perf_counter() - t0, 1e-7)
     k = {n: max(1, math.ceil(sample_s / one[n])) for n in names}
-    round_s = sum(k[n] * one[n] for n in names)
+    round_s = sum(k[n] * one[n] for n in names) + settle_s * len(names)
     rounds = int(min(max_rounds, max(min_rounds, round(target_s / round_s))))
 
     samples: dict[str, list[float]] = {n: [] for n in names}
@@ -67,6 +71,8 @@ def interleaved_medians(
             for j in range(len(names)):
                 name = names[(r + j) % len(names)]
                 fn, kk = fns[name], k[name]
+                if settle_s:
+                    time.sleep(settle_s)
                 t0 = time.perf_counter()
                 for _ in range(kk):
                     fn()

@@ -106,7 +106,9 @@ def run_threads(threads: int, shapes, modes, args, pylstm_mod, have_torch: bool)
                 raise SystemExit("implementations disagree: refusing to time them")
             for mode in modes:
                 fns = {im.name: getattr(im, mode) for im in impls}
-                t = _timing.interleaved_medians(fns, target_s=args.seconds, min_rounds=3 if quick else 5)
+                # With several threads, let each peer's spinning workers go to sleep before the next one runs.
+                t = _timing.interleaved_medians(fns, target_s=args.seconds, min_rounds=3 if quick else 5,
+                                                settle_s=0.02 if threads > 1 else 0.0)
                 rows.append((p, L, mode, t, check))
                 print(f"  {shape_id(T, B, I, H, L):<18} {mode:<8}"
                       + "  ".join(f"{n} {1e3 * v['median_s']:.4g} ms" for n, v in t.items()), flush=True)
