@@ -37,10 +37,14 @@ py::array as_array(const py::object& obj, const char* name) {
 
 // Same element type as T in native byte order. Compared by type number, not
 // identity: an unpickled array carries its own (equal) dtype object.
+// (byteorder(), not the `isnative` attribute: no Python lookup per array.)
 template <typename T>
 bool has_dtype(const py::array& arr) {
   const py::dtype dt = arr.dtype();
-  return dt.num() == py::dtype::of<T>().num() && dt.attr("isnative").cast<bool>();
+  if (dt.num() != py::detail::npy_format_descriptor<T>::value) return false;
+  const char order = dt.byteorder();  // '=' native, '|' not applicable, '<' / '>' explicit
+  constexpr char foreign = (PY_BIG_ENDIAN ? '<' : '>');
+  return order != foreign;
 }
 
 // `obj` must be a C-contiguous array of exactly dtype T and shape `shape`.
@@ -112,18 +116,20 @@ py::tuple forward_impl(const std::string& isa, const py::object& x, const py::ob
   a.x = a.ids ? nullptr : require<T>(x, "x", {B, Tn, I}).data();
   if (!a.ids && x.is_none()) throw py::value_error("one of x and ids is required");
 
-  py::array_t<T> y({B, Tn, H}), h_T({B, H}), c_T({B, H}), gates({B, Tn, 4 * H});
+  // The cache's buffers are flat: their layout is the kernel's (lstm.h).
+  py::array_t<T> y({B, Tn, H}), h_T({B, H}), c_T({B, H});
+  py::array_t<T> gates(need_cache ? pylstm::cache_gates_elems(d) : pylstm::scratch_gates_elems(d));
   py::object cs = py::none();
   a.y = y.mutable_data();
   a.h_T = h_T.mutable_data();
   a.c_T = c_T.mutable_data();
-  a.gates = gates.mutable_data();
+  a.gates = gates.size() ? gates.mutable_data() : nullptr;
   if (need_cache) {
-    py::array_t<T> cs_arr({B, Tn, H});
+    py::array_t<T> cs_arr(pylstm::cache_cells_elems(d));
     a.cs = cs_arr.mutable_data();
     cs = cs_arr;
   }
-  auto work = workspace<T>(kern.forward_workspace_elems(d, nthreads));
+  auto work = workspace<T>(kern.forward_workspace_elems(d, nthreads, need_cache, a.ids != nullptr));
   a.work = work.get();
   {
     py::gil_scoped_release nogil;
@@ -142,16 +148,17 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
   const auto& kern = [&]() -> const pylstm::Kernels<T>& {
     if constexpr (std::is_same_v<T, float>) return k.f32; else return k.f64;
   }();
-  const py::array garr = as_array(gates, "cache gates"), wih = as_array(W_ih, "W_ih");
-  if (garr.ndim() != 3 || wih.ndim() != 2 || garr.shape(2) % 4 != 0) throw py::value_error("malformed cache");
-  const int64_t B = garr.shape(0), Tn = garr.shape(1), H = garr.shape(2) / 4, I = wih.shape(1);
+  const py::array yarr = as_array(y, "cache y"), wih = as_array(W_ih, "W_ih");
+  if (yarr.ndim() != 3 || wih.ndim() != 2) throw py::value_error("malformed cache");
+  const int64_t B = yarr.shape(0), Tn = yarr.shape(1), H = yarr.shape(2), I = wih.shape(1);
   const Dims d = checked_dims(B, Tn, I, H);
   std::vector<py::array_t<T>> keep;
   std::vector<py::array_t<int64_t>> keep_ids;
   pylstm::BackwardArgs<T> a;
-  auto gates_arr = require<T>(gates, "cache gates", {B, Tn, 4 * H});
+  auto gates_arr = require<T>(gates, "cache gates", {pylstm::cache_gates_elems(d)});
+  if (!gates_arr.writeable()) throw py::value_error("cache gates must be writeable");
   a.gates = gates_arr.mutable_data();
-  a.cs = require<T>(cs, "cache cell states", {B, Tn, H}).data();
+  a.cs = require<T>(cs, "cache cell states", {pylstm::cache_cells_elems(d)}).data();
   a.y = require<T>(y, "cache y", {B, Tn, H}).data();
   a.W_ih = require<T>(W_ih, "W_ih", {4 * H, I}).data();
   a.W_hh = require<T>(W_hh, "W_hh", {4 * H, H}).data();
@@ -180,7 +187,7 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
   std::fill(a.dW_ih, a.dW_ih + 4 * H * I, T(0));  // the kernel accumulates
   std::fill(a.dW_hh, a.dW_hh + 4 * H * H, T(0));
   std::fill(a.db, a.db + 4 * H, T(0));
-  auto work = workspace<T>(kern.backward_workspace_elems(d, nthreads));
+  auto work = workspace<T>(kern.backward_workspace_elems(d, nthreads, a.ids != nullptr));
   a.work = work.get();
   {
     py::gil_scoped_release nogil;
@@ -196,12 +203,18 @@ bool is_f32(const py::object& W) {
   throw py::type_error("weights must be float32 or float64, got " + std::string(py::str(arr.dtype())));
 }
 
+// The workspace of a call (an upper bound over cache / no cache; x, not ids).
 int64_t workspace_bytes(const std::string& isa, bool f32, bool forward, int64_t B, int64_t T, int64_t I,
                         int64_t H, int nthreads) {
   const auto& k = pylstm::kernel_table(isa);
   const Dims d = checked_dims(B, T, I, H);
-  if (f32) return 4 * (forward ? k.f32.forward_workspace_elems(d, nthreads) : k.f32.backward_workspace_elems(d, nthreads));
-  return 8 * (forward ? k.f64.forward_workspace_elems(d, nthreads) : k.f64.backward_workspace_elems(d, nthreads));
+  auto elems = [&](const auto& kern) {
+    if (!forward) return kern.backward_workspace_elems(d, nthreads, false);
+    const int64_t with = kern.forward_workspace_elems(d, nthreads, true, false);
+    const int64_t without = kern.forward_workspace_elems(d, nthreads, false, false);
+    return with > without ? with : without;
+  };
+  return f32 ? 4 * elems(k.f32) : 8 * elems(k.f64);
 }
 
 bool have_openmp() {

@@ -7,6 +7,7 @@
 //   gates  (B, T, 4H) gate activations [i f g o] per row (the cache); backward
 //                     overwrites it with the pre-activation gradients dG
 //   cs     (B, T, H)  cell state at every step (the cache)
+//   (small H: the lanes layout below instead; the cache's buffers are flat)
 // One step:  a = x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh
 //            i = σ(a_i), f = σ(a_f), g = tanh(a_g), o = σ(a_o)
 //            c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
@@ -74,8 +75,9 @@ struct BackwardArgs {
 // One ISA's kernels for one dtype.
 template <typename T>
 struct Kernels {
-  int64_t (*forward_workspace_elems)(Dims d, int nthreads);
-  int64_t (*backward_workspace_elems)(Dims d, int nthreads);
+  // cache: the forward keeps a cache; ids: the input is token ids
+  int64_t (*forward_workspace_elems)(Dims d, int nthreads, bool cache, bool ids);
+  int64_t (*backward_workspace_elems)(Dims d, int nthreads, bool ids);
   void (*forward)(const ForwardArgs<T>& a, Dims d, int nthreads);
   void (*backward)(const BackwardArgs<T>& a, Dims d, int nthreads);
 };
@@ -92,6 +94,31 @@ inline int team_size_rule(Dims d, int nthreads) {
   const int64_t useful = step_work / kMinStepWorkPerThread;
   return static_cast<int>(useful < nthreads ? useful : nthreads);
 }
+
+// The batch-in-lanes layout (csrc/lstm_lanes.inl). Small hidden sizes leave
+// most of a vector empty when it runs along the hidden units, so there the
+// batch runs along the vector lanes instead: the cache holds gate-major rows
+// over (t, b), the batch padded to kLanePad (zeros past B):
+//   gates  (4H, T, Bp)                 cs  (2, H, T, Bp): c, then h, at every step
+// Chosen from the sizes alone (never the ISA, dtype or thread count), so a
+// cache made by any path is read correctly by any other's backward. Only
+// sizes that always run on one thread use it (no reduction to split).
+constexpr int64_t kLanePad = 16;
+constexpr int64_t kLanesMaxH = 64;
+constexpr int64_t kLanesMinB = 8;
+inline int64_t padded_batch(int64_t B) { return (B + kLanePad - 1) / kLanePad * kLanePad; }
+inline bool lanes_layout(Dims d) {
+  return d.H <= kLanesMaxH && d.B >= kLanesMinB && d.B * 4 * d.H * (d.H + 1) < 2 * kMinStepWorkPerThread;
+}
+// Elements of the cache's two buffers, in whichever layout the sizes pick.
+inline int64_t cache_gates_elems(Dims d) {
+  return lanes_layout(d) ? 4 * d.H * d.T * padded_batch(d.B) : d.B * d.T * 4 * d.H;
+}
+inline int64_t cache_cells_elems(Dims d) {
+  return lanes_layout(d) ? 2 * d.H * d.T * padded_batch(d.B) : d.B * d.T * d.H;
+}
+// The gate buffer an inference call needs (the lanes path keeps none).
+inline int64_t scratch_gates_elems(Dims d) { return lanes_layout(d) ? 0 : d.B * d.T * 4 * d.H; }
 
 struct KernelTable {
   const char* name;

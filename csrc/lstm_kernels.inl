@@ -285,14 +285,6 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   }
 }
 
-template <typename T>
-void forward(const ForwardArgs<T>& a, Dims d, int nthreads) {
-  const int team = team_size(d, nthreads);
-  (void)team;
-#pragma omp parallel num_threads(team) if (team > 1)
-  forward_team<T>(a, d);
-}
-
 // --------------------------------------------------------------- backward --
 
 // Workspace layout of backward_team: [W_hh packed | one block of B | dh, dc
@@ -528,16 +520,58 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
   }
 }
 
+// ------------------------------------------------------------ entries --
+
+#include "lstm_lanes.inl"
+
+// run_serially_when_alone: a team of one runs the *_team body outside any
+// parallel region. Inside one, even an `if (false)` one, libgomp ends every
+// `omp for` with a team barrier that makes a futex syscall: measured at ~30%
+// of a small call (T=30, B=1, H=10). Outside a region the orphaned loops run
+// plain, with no barrier.
+template <typename T>
+void forward(const ForwardArgs<T>& a, Dims d, int nthreads) {
+  if (lanes_layout(d)) {
+    lanes::forward<T>(a, d);
+    return;
+  }
+  const int team = team_size(d, nthreads);
+  if (team <= 1) {  // see run_serially_when_alone
+    forward_team<T>(a, d);
+    return;
+  }
+#pragma omp parallel num_threads(team)
+  forward_team<T>(a, d);
+}
+
 template <typename T>
 void backward(const BackwardArgs<T>& a, Dims d, int nthreads) {
+  if (lanes_layout(d)) {
+    lanes::backward<T>(a, d);
+    return;
+  }
   const int team = team_size(d, nthreads);
-  (void)team;
-#pragma omp parallel num_threads(team) if (team > 1)
+  if (team <= 1) {  // see run_serially_when_alone
+    backward_team<T>(a, d);
+    return;
+  }
+#pragma omp parallel num_threads(team)
   backward_team<T>(a, d);
 }
 
 template <typename T>
+int64_t forward_work_elems(Dims d, int nthreads, bool cache, bool ids) {
+  if (lanes_layout(d)) return lanes::forward_workspace_elems<T>(d, cache, ids);
+  return forward_workspace_elems<T>(d, nthreads);
+}
+template <typename T>
+int64_t backward_work_elems(Dims d, int nthreads, bool ids) {
+  if (lanes_layout(d)) return lanes::backward_workspace_elems<T>(d, ids);
+  return backward_workspace_elems<T>(d, nthreads);
+}
+
+template <typename T>
 Kernels<T> make_kernels() {
-  return Kernels<T>{&forward_workspace_elems<T>, &backward_workspace_elems<T>, &forward<T>,
+  return Kernels<T>{&forward_work_elems<T>, &backward_work_elems<T>, &forward<T>,
                     &backward<T>};
 }

@@ -64,7 +64,11 @@ def _shape_id(s) -> str:
 
 # Not multiples of any SIMD width, plus the degenerate B = T = I = H = 1.  The last one has
 # enough work per step for the kernel to really use 2 threads (asserted below).
-SHAPES = [(1, 1, 1, 1), (3, 4, 7, 3), (2, 3, 3, 17), (4, 2, 17, 33), (1, 5, 33, 7), (5, 3, 1, 33), (20, 3, 5, 127)]
+# From (8, ...) to (100, ...): small H with B >= 8, the batch-in-lanes path (csrc/lstm_lanes.inl),
+# with batches that leave whole and partial blocks of lanes.
+SHAPES = [(1, 1, 1, 1), (3, 4, 7, 3), (2, 3, 3, 17), (4, 2, 17, 33), (1, 5, 33, 7), (5, 3, 1, 33),
+          (8, 3, 2, 5), (19, 4, 3, 15), (37, 2, 5, 64), (100, 3, 1, 40), (20, 3, 5, 127)]
+LANES_SHAPES = [s for s in SHAPES if s[0] >= 8 and s[3] <= 64]
 THREADED_SHAPE = (26, 4, 24, 129)  # B, T, I, H: past the threading threshold for 3 threads
 
 
@@ -94,20 +98,40 @@ VARIANTS = {
 }
 
 
+# Batch sizes that take the row path and the batch-in-lanes path.
+LAYOUT_BATCHES = pytest.mark.parametrize("B", [3, 19], ids=["rows", "lanes"])
+
+
+def _padded(B: int) -> int:
+    return -(-B // 16) * 16
+
+
+@pytest.mark.parametrize("shape", LANES_SHAPES, ids=_shape_id)
+def test_small_hidden_sizes_use_the_lanes_layout(shape, make_problem):
+    # The cache's buffers show the layout: gate-major rows over (t, padded batch).
+    B, T, I, H = shape
+    p = make_problem(B, T, I, H, dtype=np.float32)
+    *_, cache = kernels.lstm_forward(p["x"].astype(np.float32), *[p[k].astype(np.float32) for k in WEIGHTS])
+    assert cache.gates.size == 4 * H * T * _padded(B)
+    assert cache.cs.size == 2 * H * T * _padded(B)
+
+
+@LAYOUT_BATCHES
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_variants_match_reference(isa, dtype, variant, make_problem):
+def test_variants_match_reference(isa, dtype, variant, B, make_problem):
     # Single-threaded: test_threads_bit_identical shows these paths give the same bits threaded.
     opts = VARIANTS[variant]
-    p = make_problem(3, 5, 7, 17, V=11 if opts.get("ids") else None, scale=2.0, dtype=dtype)
+    p = make_problem(B, 5, 7, 17, V=11 if opts.get("ids") else None, scale=2.0, dtype=dtype)
     got = _run(kernels, p, dtype, num_threads=1, **opts)
     _assert_close(got, _run(ref, p, F64, **opts), dtype)
 
 
+@pytest.mark.parametrize("B", [5, 21], ids=["rows", "lanes"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_saturated_gates(isa, dtype, make_problem):
+def test_saturated_gates(isa, dtype, B, make_problem):
     # |pre-activations| in the hundreds: exp overflows inside σ unless the kernel is careful.
-    p = make_problem(5, 4, 9, 19, scale=1e3, dtype=dtype)
+    p = make_problem(B, 4, 9, 19, scale=1e3, dtype=dtype)
     got = _run(kernels, p, dtype, num_threads=1)
     assert all(np.isfinite(a).all() for a in got.values() if a is not None)
     _assert_close(got, _run(ref, p, F64), dtype)
@@ -166,8 +190,9 @@ def test_threads_bit_identical(isa, dtype, variant, make_problem):
 @pytest.mark.parametrize("state", [True, False], ids=["state", "no_state"])
 @pytest.mark.parametrize("ids", [False, True], ids=["x", "ids"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_lstm_step_chain(isa, num_threads, dtype, ids, state, make_problem):
-    B, T, I, H = 3, 6, 5, 9
+@pytest.mark.parametrize("B", [3, 18], ids=["rows", "lanes"])
+def test_lstm_step_chain(isa, num_threads, dtype, ids, state, B, make_problem):
+    T, I, H = 6, 5, 9
     p = make_problem(B, T, I, H, V=13 if ids else None, dtype=dtype)
     want = _run(ref, p, F64, ids=ids, state=state)
     w = [p[k].astype(dtype) for k in WEIGHTS]
@@ -186,10 +211,11 @@ def test_lstm_step_chain(isa, num_threads, dtype, ids, state, make_problem):
 @pytest.mark.parametrize("clip", [None, 0.05], ids=["noclip", "clip"])
 @pytest.mark.parametrize("ids", [False, True], ids=["x", "ids"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_one_step_calls_chain_to_one_sequence(isa, num_threads, dtype, ids, clip, make_problem):
+@pytest.mark.parametrize("B", [3, 18], ids=["rows", "lanes"])
+def test_one_step_calls_chain_to_one_sequence(isa, num_threads, dtype, ids, clip, B, make_problem):
     """T one-step lstm_forward calls (state carried), then T one-step backward calls
     (dh, dc carried, weight gradients summed) == one T-step forward and backward."""
-    B, T, I, H = 3, 5, 4, 7
+    T, I, H = 5, 4, 7
     p = make_problem(B, T, I, H, V=6 if ids else None, scale=2.0, dtype=dtype)
     want = _run(ref, p, F64, ids=ids, clip=clip)
     cast = lambda a: a.astype(dtype)  # noqa: E731

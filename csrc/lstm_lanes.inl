@@ -1,0 +1,445 @@
+// lstm_lanes.inl: forward and backward of one LSTM layer with the batch in
+// the vector lanes, for small hidden sizes (the layout and when it is used:
+// lstm.h, lanes_layout). Included by lstm_kernels.inl inside an ISA
+// namespace, after the gate math (gates_forward_lanes, gates_backward_lanes).
+//
+// Why: with H = 5 a row of 4H = 20 gates fills a quarter of a 16-lane
+// vector's work and its gate math needs gathers (the staged path). Batch
+// rows are independent through the whole recurrence, so here each vector
+// holds one hidden unit of 16 (or 8) batch rows: every product is a
+// broadcast weight times a contiguous row of lanes, and the gate math runs
+// on full vectors with no gather. A block of lanes goes through all T steps
+// while its rows stay in L1; the weight gradients, which sum over (t, b),
+// are lane-parallel dot products after the loop.
+//
+// Runs on one thread (lanes_layout only admits such sizes), so no result
+// depends on a thread count. Padding lanes (b >= B) compute on zero inputs;
+// they never mix with real lanes inside the loop, and are zeroed before the
+// sums over lanes.
+
+namespace lanes {
+
+// Lanes per block: NV vectors. 4 gates × NV accumulators + NV loads must fit
+// the register file. The rest of the batch (at most NV - 1 <= 3 vectors) goes
+// in one narrower block.
+template <typename T>
+constexpr int block_vectors() { return kVectorRegisters >= 32 ? 4 : (kVectorRegisters >= 16 ? 2 : 4); }
+
+template <typename T>
+constexpr int64_t block_lanes() { return block_vectors<T>() * Vec<T>::W; }
+
+// Where the forward keeps h and c: the cache's history (row stride T·Bp,
+// one slot per step) or, for inference, two h slots and one c slot.
+struct ForwardPlan {
+  int64_t B, Tn, I, H, Bp;
+  bool cache;
+  // workspace offsets (elements)
+  int64_t xl, h0l, c0l, hbuf, cbuf, total;
+};
+
+inline ForwardPlan forward_plan(Dims d, bool cache, bool ids) {
+  ForwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), cache, 0, 0, 0, 0, 0, 0};
+  int64_t o = 0;
+  p.xl = o;   o += ids ? 0 : d.I * d.T * p.Bp;  // x transposed to (I, T, Bp)
+  p.h0l = o;  o += d.H * p.Bp;
+  p.c0l = o;  o += d.H * p.Bp;
+  p.hbuf = o; o += cache ? 0 : 2 * d.H * p.Bp;
+  p.cbuf = o; o += cache ? 0 : d.H * p.Bp;
+  p.total = o;
+  return p;
+}
+
+// (B, ·, F) batch-first rows -> (F, ·, Bp) lanes: dst[f*fs + b] = src[b*bs + f], zeros past B.
+template <typename T>
+void to_lanes(T* dst, int64_t fs, const T* src, int64_t bs, int64_t B, int64_t Bp, int64_t F) {
+  for (int64_t f = 0; f < F; ++f) {
+    T* d = dst + f * fs;
+    if (src)
+      for (int64_t b = 0; b < B; ++b) d[b] = src[b * bs + f];
+    else
+      for (int64_t b = 0; b < B; ++b) d[b] = T(0);
+    for (int64_t b = B; b < Bp; ++b) d[b] = T(0);
+  }
+}
+
+// x (B, T, I) -> (I, T, Bp).
+template <typename T>
+void x_to_lanes(T* xl, const T* x, Dims d, int64_t Bp) {
+  for (int64_t t = 0; t < d.T; ++t) to_lanes(xl + t * Bp, d.T * Bp, x + t * d.I, d.T * d.I, d.B, Bp, d.I);
+}
+
+// Lanes -> batch-first rows: dst[b*bs + f] = src[f*fs + b] for b < B.
+template <typename T>
+void from_lanes(T* dst, int64_t bs, const T* src, int64_t fs, int64_t B, int64_t F) {
+  for (int64_t b = 0; b < B; ++b) {
+    T* d = dst + b * bs;
+    for (int64_t f = 0; f < F; ++f) d[f] = src[f * fs + b];
+  }
+}
+
+// Gate math on n contiguous lanes (n a multiple of W): same formulas as the
+// row path (gates_forward_row).
+template <typename T>
+inline void gate_math_forward(T* ai, T* af, T* ag, T* ao, const T* cp, T* c_out, T* h_out, int64_t n) {
+#if defined(PYLSTM_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int64_t l = 0; l < n; l += Vec<float>::W)
+      gates_forward_lanes(ai + l, af + l, ag + l, ao + l, cp ? cp + l : nullptr, c_out + l, h_out + l);
+    return;
+  }
+#endif
+  for (int64_t l = 0; l < n; ++l) {
+    const T i = sigmoid(ai[l]), f = sigmoid(af[l]), g = k_tanh(ag[l]), o = sigmoid(ao[l]);
+    const T c = f * (cp ? cp[l] : T(0)) + i * g;  // c_t = f⊙c_{t-1} + i⊙g
+    ai[l] = i; af[l] = f; ag[l] = g; ao[l] = o;
+    c_out[l] = c;
+    h_out[l] = o * k_tanh(c);                     // h_t = o⊙tanh(c_t)
+  }
+}
+
+// acc[q][v] (+)= Σ_k w[q*qs + k] · rows[k*rs + v*W] for the 4 gate rows q of one unit.
+template <typename T, int NV>
+inline void accumulate_unit(Vec<T> (&acc)[4][NV], const T* w, int64_t qs, const T* rows, int64_t rs, int64_t K) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  for (int64_t k = 0; k < K; ++k) {
+    const T* r = rows + k * rs;
+    V x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = V::load(r + v * W);
+    for (int q = 0; q < 4; ++q) {
+      const V wq = V::set1(w[q * qs + k]);
+      for (int v = 0; v < NV; ++v) acc[q][v] = V::fma(wq, x[v], acc[q][v]);
+    }
+  }
+}
+
+// One block of NV·W lanes starting at lane b0, through all T steps.
+template <typename T, int NV>
+void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const T* bias, int64_t b0) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  constexpr int64_t NL = NV * W;
+  const int64_t Tn = p.Tn, I = p.I, H = p.H, Bp = p.Bp, G = 4 * H;
+  const int64_t hist = Tn * Bp;  // row stride of the cache's per-step history
+  T* c_hist = a.cs;              // (H, T, Bp), cache only
+  T* h_hist = a.cs ? a.cs + H * hist : nullptr;
+  const T* xl = work + p.xl;
+  const T* h0l = work + p.h0l;  // zeros when h0 is None
+  const T* c0l = work + p.c0l;
+  alignas(64) T scratch[4][NL];  // one unit's gates when there is no cache
+  for (int64_t t = 0; t < Tn; ++t) {
+    // h_{t-1} and c_{t-1}, c_t and h_t for lane 0 of this block; row stride rs.
+    const T* hp;
+    const T* cp;
+    T *hc, *cc;
+    int64_t hp_rs, cp_rs, rs;
+    if (p.cache) {
+      rs = hist;
+      hc = h_hist + t * Bp + b0;
+      cc = c_hist + t * Bp + b0;
+      hp = t ? hc - Bp : h0l + b0;
+      cp = t ? cc - Bp : c0l + b0;
+      hp_rs = t ? hist : Bp;
+      cp_rs = t ? hist : Bp;
+    } else {
+      rs = Bp;
+      T* hbuf = work + p.hbuf;
+      hc = hbuf + (t & 1) * H * Bp + b0;
+      cc = work + p.cbuf + b0;  // c is updated in place: unit j reads only its own c_{t-1}
+      hp = t ? hbuf + ((t - 1) & 1) * H * Bp + b0 : h0l + b0;
+      cp = t ? cc : c0l + b0;
+      hp_rs = Bp;
+      cp_rs = Bp;
+    }
+    for (int64_t j = 0; j < H; ++j) {
+      V acc[4][NV];
+      if (a.ids) {  // bias + column ids[b, t] of W_ih, gathered per lane
+        alignas(64) T init[4][NL];
+        for (int64_t l = 0; l < NL; ++l) {
+          const int64_t b = b0 + l;
+          const int64_t id = b < p.B ? a.ids[b * Tn + t] : -1;
+          for (int q = 0; q < 4; ++q) {
+            const int64_t n = q * H + j;
+            init[q][l] = bias[n] + (id >= 0 ? a.W_ih[n * I + id] : T(0));
+          }
+        }
+        for (int q = 0; q < 4; ++q)
+          for (int v = 0; v < NV; ++v) acc[q][v] = V::load(init[q] + v * W);
+      } else {
+        for (int q = 0; q < 4; ++q)
+          for (int v = 0; v < NV; ++v) acc[q][v] = V::set1(bias[q * H + j]);
+        accumulate_unit<T, NV>(acc, a.W_ih + j * I, H * I, xl + t * Bp + b0, Tn * Bp, I);
+      }
+      // A zero initial state is multiplied too: 0·NaN = NaN must show.
+      accumulate_unit<T, NV>(acc, a.W_hh + j * H, H * H, hp, hp_rs, H);
+      T* gq[4];
+      for (int q = 0; q < 4; ++q) {
+        gq[q] = p.cache ? a.gates + (q * H + j) * hist + t * Bp + b0 : scratch[q];
+        for (int v = 0; v < NV; ++v) acc[q][v].store(gq[q] + v * W);
+      }
+      gate_math_forward<T>(gq[0], gq[1], gq[2], gq[3], cp + j * cp_rs, cc + j * rs, hc + j * rs, NL);
+    }
+    // y[b, t, :] = h_t (batch-first output)
+    const int64_t nb = (p.B - b0 < NL) ? p.B - b0 : NL;
+    for (int64_t l = 0; l < nb; ++l) {
+      T* yrow = a.y + ((b0 + l) * Tn + t) * H;
+      for (int64_t j = 0; j < H; ++j) yrow[j] = hc[j * rs + l];
+    }
+    if (t == Tn - 1 && nb > 0) {
+      from_lanes(a.h_T + b0 * H, H, hc, rs, nb, H);
+      from_lanes(a.c_T + b0 * H, H, cc, rs, nb, H);
+    }
+  }
+}
+
+template <typename T>
+int64_t forward_workspace_elems(Dims d, bool cache, bool ids) {
+  return forward_plan(d, cache, ids).total + 4 * d.H;  // + the summed bias
+}
+
+template <typename T>
+void forward(const ForwardArgs<T>& a, Dims d) {
+  const ForwardPlan p = forward_plan(d, a.cs != nullptr, a.ids != nullptr);
+  T* work = a.work;
+  T* bias = work + p.total;
+  const int64_t G = 4 * d.H;
+  for (int64_t n = 0; n < G; ++n) bias[n] = a.b_ih[n] + a.b_hh[n];
+  if (!a.ids) x_to_lanes(work + p.xl, a.x, d, p.Bp);
+  to_lanes(work + p.h0l, p.Bp, a.h0, d.H, d.B, p.Bp, d.H);  // null: zeros
+  to_lanes(work + p.c0l, p.Bp, a.c0, d.H, d.B, p.Bp, d.H);
+  constexpr int NV = block_vectors<T>();
+  constexpr int64_t NL = block_lanes<T>();
+  int64_t b0 = 0;
+  for (; b0 + NL <= p.Bp; b0 += NL) forward_block<T, NV>(a, p, work, bias, b0);
+  switch ((p.Bp - b0) / Vec<T>::W) {  // the rest in one block: a one-vector block is load bound
+    case 0: break;
+    case 1: forward_block<T, 1>(a, p, work, bias, b0); break;
+    case 2: forward_block<T, 2>(a, p, work, bias, b0); break;
+    default: forward_block<T, 3>(a, p, work, bias, b0); break;
+  }
+  if (p.cache) {  // padding lanes of the h history to zero: the backward's sums over lanes read them
+    T* h_hist = a.cs + d.H * d.T * p.Bp;
+    for (int64_t k = 0; k < d.H * d.T; ++k)
+      for (int64_t b = d.B; b < p.Bp; ++b) h_hist[k * p.Bp + b] = T(0);
+  }
+}
+
+// ------------------------------------------------------------- backward --
+
+// Workspace of the backward: x in lanes (for dW_ih), [W_hh | W_ih]ᵀ (the
+// products that give dh_{t-1} and dx_t from dG_t), the carried dh and dc,
+// h0 and c0 in lanes, one step's dy.
+struct BackwardPlan {
+  int64_t B, Tn, I, H, Bp, rows;  // rows of the transposed weights: H, plus I for dx
+  int64_t xl, wt, dhl, dcl, h0l, c0l, dyl, total;
+};
+
+inline BackwardPlan backward_plan(Dims d, bool ids) {
+  BackwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), d.H + (ids ? 0 : d.I), 0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t o = 0;
+  p.xl = o;  o += ids ? 0 : d.I * d.T * p.Bp;
+  p.wt = o;  o += p.rows * 4 * d.H;
+  p.dhl = o; o += d.H * p.Bp;
+  p.dcl = o; o += d.H * p.Bp;
+  p.h0l = o; o += d.H * p.Bp;
+  p.c0l = o; o += d.H * p.Bp;
+  p.dyl = o; o += d.H * p.Bp;
+  p.total = o;
+  return p;
+}
+
+template <typename T>
+int64_t backward_workspace_elems(Dims d, bool ids) {
+  return backward_plan(d, ids).total;
+}
+
+// Gate backward on n contiguous lanes: same formulas as gates_backward_row.
+template <typename T>
+inline void gate_math_backward(T* ai, T* af, T* ag, T* ao, T* dc_carry, const T* dh_carry, const T* dy,
+                               const T* c, const T* cp, int64_t n, bool clip_on, T clip) {
+#if defined(PYLSTM_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int64_t l = 0; l < n; l += Vec<float>::W)
+      gates_backward_lanes(ai + l, af + l, ag + l, ao + l, dc_carry + l, dh_carry + l, dy + l, c + l, cp + l,
+                           clip_on, clip);
+    return;
+  }
+#endif
+  for (int64_t l = 0; l < n; ++l) {
+    const T i = ai[l], f = af[l], g = ag[l], o = ao[l];
+    const T tc = k_tanh(c[l]);
+    const T dh = dh_carry[l] + dy[l];
+    const T dc = dc_carry[l] + dh * o * (T(1) - tc * tc);  // through h_t = o⊙tanh(c_t)
+    T dai = dc * g * (i * (T(1) - i));                    // dL/da_i = dc·g·σ'
+    T daf = dc * cp[l] * (f * (T(1) - f));                // dL/da_f = dc·c_{t-1}·σ'
+    T dag = dc * i * (T(1) - g * g);                      // dL/da_g = dc·i·tanh'
+    T dao = dh * tc * (o * (T(1) - o));                   // dL/da_o = dh·tanh(c_t)·σ'
+    if (clip_on) {
+      dai = clip_to(dai, clip); daf = clip_to(daf, clip);
+      dag = clip_to(dag, clip); dao = clip_to(dao, clip);
+    }
+    dc_carry[l] = dc * f;                                 // reaches c_{t-1}
+    ai[l] = dai; af[l] = daf; ag[l] = dag; ao[l] = dao;
+  }
+}
+
+// out[r][v] = Σ_n wt[r*G + n] · dG[n*gs + v*W] for R rows of the transposed weights.
+template <typename T, int R, int NV>
+inline void transposed_rows(Vec<T> (&acc)[R][NV], const T* wt, int64_t G, const T* dG, int64_t gs) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+  for (int64_t n = 0; n < G; ++n) {
+    V x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = V::load(dG + n * gs + v * W);
+    for (int r = 0; r < R; ++r) {
+      const V w = V::set1(wt[r * G + n]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(w, x[v], acc[r][v]);
+    }
+  }
+}
+
+// Rows [k0, k0+R) of dG_t·[W_hh | W_ih]: below H they are dh_{t-1} (carried),
+// from H on dx_t, written batch-first.
+template <typename T, int R, int NV>
+inline void backward_products(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, int64_t k0, int64_t t,
+                              int64_t b0) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  constexpr int64_t NL = NV * W;
+  const int64_t G = 4 * p.H, hist = p.Tn * p.Bp;
+  V acc[R][NV];
+  transposed_rows<T, R, NV>(acc, work + p.wt + k0 * G, G, a.gates + t * p.Bp + b0, hist);
+  for (int r = 0; r < R; ++r) {
+    const int64_t k = k0 + r;
+    if (k < p.H) {
+      for (int v = 0; v < NV; ++v) acc[r][v].store(work + p.dhl + k * p.Bp + b0 + v * W);
+    } else {
+      alignas(64) T lanes_out[NL];
+      for (int v = 0; v < NV; ++v) acc[r][v].store(lanes_out + v * W);
+      const int64_t i = k - p.H, nb = (p.B - b0 < NL) ? p.B - b0 : NL;
+      for (int64_t l = 0; l < nb; ++l) a.dx[((b0 + l) * p.Tn + t) * p.I + i] = lanes_out[l];
+    }
+  }
+}
+
+template <typename T, int NV>
+void backward_block(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, int64_t b0) {
+  constexpr int64_t NL = NV * Vec<T>::W;
+  const int64_t Tn = p.Tn, H = p.H, Bp = p.Bp, hist = Tn * Bp;
+  const T* c_hist = a.cs;
+  T* dyl = work + p.dyl;
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    const int64_t nb = (p.B - b0 < NL) ? p.B - b0 : NL;
+    for (int64_t j = 0; j < H; ++j) {  // dy_t of this block's lanes
+      T* d = dyl + j * NL;
+      for (int64_t l = 0; l < NL; ++l) d[l] = (a.dy && l < nb) ? a.dy[((b0 + l) * Tn + t) * H + j] : T(0);
+    }
+    for (int64_t j = 0; j < H; ++j) {
+      T* g = a.gates + j * hist + t * Bp + b0;
+      const T* c = c_hist + j * hist + t * Bp + b0;
+      const T* cp = t ? c - Bp : work + p.c0l + j * Bp + b0;
+      gate_math_backward<T>(g, g + H * hist, g + 2 * H * hist, g + 3 * H * hist, work + p.dcl + j * Bp + b0,
+                            work + p.dhl + j * Bp + b0, dyl + j * NL, c, cp, NL, a.clip_on, a.clip);
+    }
+    int64_t k0 = 0;
+    for (; k0 + 4 <= p.rows; k0 += 4) backward_products<T, 4, NV>(a, p, work, k0, t, b0);
+    for (; k0 < p.rows; ++k0) backward_products<T, 1, NV>(a, p, work, k0, t, b0);
+  }
+}
+
+// C[m*ldc + n] += Σ_k A[m*lda + k] · Bm[n*ldb + k], k < K (a multiple of W).
+template <typename T, int MB, int NB>
+inline void reduce_nt_block(T* C, int64_t ldc, const T* A, int64_t lda, const T* Bm, int64_t ldb, int64_t K) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  V acc[MB][NB];
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < NB; ++j) acc[i][j] = V::zero();
+  for (int64_t k = 0; k < K; k += W) {
+    V x[MB], y[NB];
+    for (int i = 0; i < MB; ++i) x[i] = V::load(A + i * lda + k);
+    for (int j = 0; j < NB; ++j) y[j] = V::load(Bm + j * ldb + k);
+    for (int i = 0; i < MB; ++i)
+      for (int j = 0; j < NB; ++j) acc[i][j] = V::fma(x[i], y[j], acc[i][j]);
+  }
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < NB; ++j) C[i * ldc + j] += acc[i][j].sum();
+}
+
+template <typename T>
+void reduce_nt(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t lda, const T* Bm, int64_t ldb,
+               int64_t K) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) {
+    int64_t n = 0;
+    for (; n + 4 <= N; n += 4) reduce_nt_block<T, 4, 4>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, K);
+    for (; n < N; ++n) reduce_nt_block<T, 4, 1>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, K);
+  }
+  for (; m < M; ++m) {
+    int64_t n = 0;
+    for (; n + 4 <= N; n += 4) reduce_nt_block<T, 1, 4>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, K);
+    for (; n < N; ++n) reduce_nt_block<T, 1, 1>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, K);
+  }
+}
+
+template <typename T>
+void backward(const BackwardArgs<T>& a, Dims d) {
+  const BackwardPlan p = backward_plan(d, a.ids != nullptr);
+  T* work = a.work;
+  const int64_t B = d.B, Tn = d.T, I = d.I, H = d.H, G = 4 * H, Bp = p.Bp, hist = Tn * Bp;
+  // [W_hh | W_ih]ᵀ: row k < H is column k of W_hh, row H + i column i of W_ih.
+  T* wt = work + p.wt;
+  for (int64_t n = 0; n < G; ++n) {
+    for (int64_t k = 0; k < H; ++k) wt[k * G + n] = a.W_hh[n * H + k];
+    if (!a.ids)
+      for (int64_t i = 0; i < I; ++i) wt[(H + i) * G + n] = a.W_ih[n * I + i];
+  }
+  to_lanes(work + p.dhl, Bp, a.dh_T, H, B, Bp, H);  // null: zeros
+  to_lanes(work + p.dcl, Bp, a.dc_T, H, B, Bp, H);
+  to_lanes(work + p.h0l, Bp, a.h0, H, B, Bp, H);
+  to_lanes(work + p.c0l, Bp, a.c0, H, B, Bp, H);
+
+  constexpr int NV = block_vectors<T>();
+  constexpr int64_t NL = block_lanes<T>();
+  int64_t b0 = 0;
+  for (; b0 + NL <= Bp; b0 += NL) backward_block<T, NV>(a, p, work, b0);
+  switch ((Bp - b0) / Vec<T>::W) {  // the rest in one block, as in the forward
+    case 0: break;
+    case 1: backward_block<T, 1>(a, p, work, b0); break;
+    case 2: backward_block<T, 2>(a, p, work, b0); break;
+    default: backward_block<T, 3>(a, p, work, b0); break;
+  }
+  from_lanes(a.dh0, H, work + p.dhl, Bp, B, H);
+  from_lanes(a.dc0, H, work + p.dcl, Bp, B, H);
+
+  // Padding lanes hold values computed from zero inputs (NaN where a weight
+  // is ±Inf): zero them before the sums over lanes.
+  // (The forward zeroed them in the h history.)
+  T* gates = a.gates;
+  const T* h_hist = a.cs + H * hist;
+  for (int64_t n = 0; n < G; ++n)
+    for (int64_t t = 0; t < Tn; ++t)
+      for (int64_t b = B; b < Bp; ++b) gates[n * hist + t * Bp + b] = T(0);
+  // db = Σ_(t,b) dG
+  for (int64_t n = 0; n < G; ++n) {
+    using V = Vec<T>;
+    V s = V::zero();
+    for (int64_t k = 0; k < hist; k += V::W) s = s + V::load(gates + n * hist + k);
+    a.db[n] += s.sum();
+  }
+  // dW_hh = Σ_t dG_t · h_{t-1}ᵀ: steps 1.. against the history, step 0 against h0.
+  if (Tn > 1) reduce_nt(a.dW_hh, H, G, H, gates + Bp, hist, h_hist, hist, (Tn - 1) * Bp);
+  reduce_nt(a.dW_hh, H, G, H, gates, hist, work + p.h0l, Bp, Bp);
+  if (a.ids) {
+    for (int64_t n = 0; n < G; ++n)
+      for (int64_t t = 0; t < Tn; ++t)
+        for (int64_t b = 0; b < B; ++b) a.dW_ih[n * I + a.ids[b * Tn + t]] += gates[n * hist + t * Bp + b];
+  } else {
+    x_to_lanes(work + p.xl, a.x, d, Bp);
+    reduce_nt(a.dW_ih, I, G, I, gates, hist, work + p.xl, hist, hist);
+  }
+}
+
+}  // namespace lanes
