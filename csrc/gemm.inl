@@ -283,12 +283,14 @@ void gemm_few_rows(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* 
   }
 }
 
-// C (M×N) = A · B for few rows M with B row-major (K×N, row stride ldb): an
-// axpy per k, vectorized over contiguous columns. The backward's batch-1
-// steps use it (dh_{t-1} = dG_t · W_hh), where packing would cost more.
+// C (M×N) (+)= A · B for few rows M with B row-major (K×N, row stride ldb):
+// an axpy per k, vectorized over contiguous columns. The backward's batch-1
+// steps use it (dh_{t-1} = dG_t · W_hh), where packing would cost more, and
+// the forward's when H is below one vector (a dot product of H < W terms
+// would be all scalar tail and horizontal sums).
 template <typename T>
 void gemm_few_rows_nn(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-                      int64_t ldb) {
+                      int64_t ldb, bool accumulate = false) {
   constexpr int W = Vec<T>::W;
   constexpr int64_t CHUNK = 8 * W;  // columns per task
 #pragma omp for schedule(static)
@@ -296,7 +298,8 @@ void gemm_few_rows_nn(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const 
     const int64_t n1 = (n0 + CHUNK < N) ? n0 + CHUNK : N;
     for (int64_t m = 0; m < M; ++m) {
       T* c = C + m * ldc;
-      for (int64_t n = n0; n < n1; ++n) c[n] = T(0);
+      if (!accumulate)
+        for (int64_t n = n0; n < n1; ++n) c[n] = T(0);
       for (int64_t k = 0; k < K; ++k) {
         const T a = A[m * lda + k];
         const T* b = B + k * ldb;

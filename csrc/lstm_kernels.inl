@@ -23,6 +23,10 @@ inline int team_size(Dims d, int nthreads) { return team_size_rule(d, nthreads);
 
 // Whether the recurrent product uses the unpacked few-rows path.
 inline bool few_rows(int64_t M) { return M < 4; }
+// Few-rows products of depth below one vector go through a transposed copy
+// (an axpy per k) instead of dot products that would be all scalar tail.
+template <typename T>
+inline bool short_rows(int64_t K) { return K < Vec<T>::W; }
 
 // h_{t-1} for row k = b*T + t of the batch-first sequence (null = zero state).
 template <typename T>
@@ -60,7 +64,8 @@ ForwardWork forward_work(Dims d, int nthreads) {
   const int64_t G = 4 * d.H;
   const bool few_rec = few_rows(d.B), few_in = few_rows(d.B * d.T);
   ForwardWork w;
-  w.wpack = few_rec ? 0 : d.H * padded_cols<T>(G);  // W_hhᵀ packed once per call
+  // W_hhᵀ packed once per call; for batch-1 steps with H below a vector, W_hhᵀ plain (short_rows)
+  w.wpack = few_rec ? (short_rows<T>(d.H) ? d.H * G : 0) : d.H * padded_cols<T>(G);
   w.bpack = few_in ? 0 : (d.I < KC ? d.I : KC) * padded_cols<T>(G);  // one block of W_ihᵀ
   w.bias = padded_cols<T>(G);                       // b_ih + b_hh, zero padded
   w.cstate = d.B * d.H;                             // running cell state (inference)
@@ -234,14 +239,22 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   }
   // 2. W_hhᵀ packed once for all T steps: B(k, n) = W_hh[n, k].
   const bool few = few_rows(B);
+  const bool axpy = few && short_rows<T>(H);
   if (!few) pack_b_full<T>(wpack, Strided<T>{a.W_hh, 1, H}, H, G);
+  if (axpy) {
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < H; ++k)
+      for (int64_t n = 0; n < G; ++n) wpack[k * G + n] = a.W_hh[n * H + k];
+  }
 
   // 3. The time loop: only h_{t-1}·W_hhᵀ and the gate math inside.
   for (int64_t t = 0; t < Tn; ++t) {
     const T* hprev = t ? a.y + (t - 1) * H : a.h0;  // row b at hprev + b*hstride
     const int64_t hstride = t ? Tn * H : H;
     if (hprev) {
-      if (few)
+      if (axpy)
+        gemm_few_rows_nn<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, wpack, G, true);
+      else if (few)
         gemm_few_rows<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, a.W_hh, H, true);
       else
         gemm_prepacked<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, 1, wpack, true, apack);

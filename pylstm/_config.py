@@ -60,6 +60,8 @@ def resolve_num_threads(num_threads: int | None) -> int:
     """``num_threads`` as given to a kernel entry, checked, with None resolved."""
     if num_threads is None:
         return get_num_threads()
+    if type(num_threads) is int and 1 <= num_threads <= MAX_THREADS:  # the common case, without the ABC check
+        return num_threads
     if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
         raise TypeError(f"num_threads must be a positive int or None, got {num_threads!r}")
     if num_threads < 1:

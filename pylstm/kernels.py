@@ -197,7 +197,7 @@ def _incoming_grad(name: str, g: Any, shape: tuple[int, ...], shape_text: str, d
         raise TypeError(f"{name} must have the cache's dtype {dtype}, got {g.dtype}")
     if g.shape != shape:
         raise ValueError(f"{name} must have shape {shape_text} = {shape}, got {g.shape}")
-    return np.ascontiguousarray(g)
+    return g if g.flags.c_contiguous else np.ascontiguousarray(g)
 
 
 def _clip(clip: Any) -> float:
@@ -208,6 +208,14 @@ def _clip(clip: Any) -> float:
     if not clip > 0:  # also refuses NaN
         raise ValueError(f"clip must be > 0, got {clip}")
     return float(clip)
+
+
+def _contiguous(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``a`` as a C-contiguous array of ``dtype``; itself when it already is one (the common case,
+    checked first: np.ascontiguousarray costs about as much as a small kernel call)."""
+    if a.dtype == dtype and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=dtype)
 
 
 def _physical_memory() -> int | None:
@@ -299,10 +307,12 @@ def _run_forward(x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, num_t
     h0 = _state(state_names[0], h0, B, H, W_hh.dtype)
     c0 = _state(state_names[1], c0, B, H, W_hh.dtype)
     _check_request(B, T, W_ih.shape[1], H, W_hh.dtype.itemsize, True, bool(need_cache), nthreads)
-    W_ih, W_hh, b_ih, b_hh = (np.ascontiguousarray(w) for w in (W_ih, W_hh, b_ih, b_hh))
-    h0, c0 = (None if s is None else np.ascontiguousarray(s, dtype=W_hh.dtype) for s in (h0, c0))
+    dt = W_hh.dtype
+    W_ih, W_hh, b_ih, b_hh = _contiguous(W_ih, dt), _contiguous(W_hh, dt), _contiguous(b_ih, dt), _contiguous(b_hh, dt)
+    h0 = None if h0 is None else _contiguous(h0, dt)
+    c0 = None if c0 is None else _contiguous(c0, dt)
     if x is not None:
-        x = np.ascontiguousarray(x, dtype=W_hh.dtype)
+        x = _contiguous(x, dt)
     if ids is not None:
         _check_id_range(ids_name, ids, W_ih.shape[1])
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -342,9 +352,42 @@ def lstm_forward(x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, need_cache=True, n
         For ``lstm_backward``. It references the weights, ``x`` and ``y``: they
         must not change before the backward pass. One backward per cache.
     """
+    if type(x) is np.ndarray and type(W_hh) is np.ndarray and x.dtype == W_hh.dtype and x.ndim == 3:
+        done = _forward_as_given(x, W_ih, W_hh, b_ih, b_hh, h0, c0, need_cache, num_threads)
+        if done is not None:
+            return done
     W_ih, W_hh, b_ih, b_hh = _weights(W_ih, W_hh, b_ih, b_hh)
     x = _sequence(x, W_ih.shape[1])
     return _run_forward(x, None, W_ih, W_hh, b_ih, b_hh, h0, c0, x.shape[0], x.shape[1], need_cache, num_threads)
+
+
+def _forward_as_given(x, W_ih, W_hh, b_ih, b_hh, h0, c0, need_cache, num_threads):
+    """The call straight to the binding when every array already is what the kernel takes.
+
+    At small sizes the Python checks cost as much as the kernel; the binding
+    checks every dtype, shape and layout itself (the last line of defence) and
+    refuses the rest, which then goes the checked way (None returned) for a
+    cast, a copy or a message that names the problem.
+    """
+    if type(need_cache) is not bool or W_hh.ndim != 2:
+        return None
+    if num_threads is None:
+        nthreads = get_num_threads()
+    elif type(num_threads) is int and num_threads >= 1:
+        nthreads = num_threads
+    else:
+        return None
+    B, T, I = x.shape
+    _check_request(B, T, I, W_hh.shape[1], W_hh.dtype.itemsize, True, need_cache, nthreads)
+    try:
+        y, h_T, c_T, gates, cs = _core.forward(_isa, x, None, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache,
+                                               nthreads)
+    except (TypeError, ValueError):
+        return None
+    if not need_cache:
+        return y, h_T, c_T, None
+    y.flags.writeable = False  # the cache shares it
+    return y, h_T, c_T, LSTMCache(gates, cs, y, x, None, W_ih, W_hh, h0, c0)
 
 
 def lstm_forward_ids(ids, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, need_cache=True, num_threads=None):
