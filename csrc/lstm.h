@@ -99,7 +99,7 @@ inline int team_size_rule(Dims d, int nthreads) {
 // most of a vector empty when it runs along the hidden units, so there the
 // batch runs along the vector lanes instead: the cache holds gate-major rows
 // over (t, b), the batch padded to kLanePad (zeros past B):
-//   gates  (4H, T, Bp)                 cs  (2, H, T, Bp): c, then h, at every step
+//   gates  (4H, T, Bp)                 cs  (2, H, T, Bp): c_t, then h_{t-1}, at step t
 // Chosen from the sizes alone (never the ISA, dtype or thread count), so a
 // cache made by any path is read correctly by any other's backward. Only
 // sizes that always run on one thread use it (no reduction to split).

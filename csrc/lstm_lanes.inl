@@ -43,7 +43,7 @@ inline ForwardPlan forward_plan(Dims d, bool cache, bool ids) {
   p.xl = o;   o += ids ? 0 : d.I * d.T * p.Bp;  // x transposed to (I, T, Bp)
   p.h0l = o;  o += d.H * p.Bp;
   p.c0l = o;  o += d.H * p.Bp;
-  p.hbuf = o; o += cache ? 0 : 2 * d.H * p.Bp;
+  p.hbuf = o; o += (cache ? 1 : 2) * d.H * p.Bp;  // h_t where the history does not keep it
   p.cbuf = o; o += cache ? 0 : d.H * p.Bp;
   p.total = o;
   return p;
@@ -121,35 +121,35 @@ void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const
   constexpr int64_t NL = NV * W;
   const int64_t Tn = p.Tn, I = p.I, H = p.H, Bp = p.Bp, G = 4 * H;
   const int64_t hist = Tn * Bp;  // row stride of the cache's per-step history
-  T* c_hist = a.cs;              // (H, T, Bp), cache only
-  T* h_hist = a.cs ? a.cs + H * hist : nullptr;
+  T* c_hist = a.cs;              // (H, T, Bp), cache only: c_t at slot t
+  T* h_hist = a.cs ? a.cs + H * hist : nullptr;  // h_{t-1} at slot t (slot 0: h0)
   const T* xl = work + p.xl;
   const T* h0l = work + p.h0l;  // zeros when h0 is None
   const T* c0l = work + p.c0l;
   alignas(64) T scratch[4][NL];  // one unit's gates when there is no cache
   for (int64_t t = 0; t < Tn; ++t) {
-    // h_{t-1} and c_{t-1}, c_t and h_t for lane 0 of this block; row stride rs.
+    // h_{t-1}, c_{t-1}, c_t and h_t for lane 0 of this block, with their row strides.
     const T* hp;
     const T* cp;
     T *hc, *cc;
-    int64_t hp_rs, cp_rs, rs;
+    int64_t hp_rs, cp_rs, hc_rs, cc_rs;
+    T* hbuf = work + p.hbuf;
     if (p.cache) {
-      rs = hist;
-      hc = h_hist + t * Bp + b0;
+      hp = h_hist + t * Bp + b0;
+      hp_rs = hist;
+      const bool last = t == Tn - 1;  // h_T is kept by y and h_T, not the history
+      hc = last ? hbuf + b0 : h_hist + (t + 1) * Bp + b0;
+      hc_rs = last ? Bp : hist;
       cc = c_hist + t * Bp + b0;
-      hp = t ? hc - Bp : h0l + b0;
+      cc_rs = hist;
       cp = t ? cc - Bp : c0l + b0;
-      hp_rs = t ? hist : Bp;
       cp_rs = t ? hist : Bp;
     } else {
-      rs = Bp;
-      T* hbuf = work + p.hbuf;
       hc = hbuf + (t & 1) * H * Bp + b0;
       cc = work + p.cbuf + b0;  // c is updated in place: unit j reads only its own c_{t-1}
       hp = t ? hbuf + ((t - 1) & 1) * H * Bp + b0 : h0l + b0;
       cp = t ? cc : c0l + b0;
-      hp_rs = Bp;
-      cp_rs = Bp;
+      hp_rs = cp_rs = hc_rs = cc_rs = Bp;
     }
     for (int64_t j = 0; j < H; ++j) {
       V acc[4][NV];
@@ -177,17 +177,17 @@ void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const
         gq[q] = p.cache ? a.gates + (q * H + j) * hist + t * Bp + b0 : scratch[q];
         for (int v = 0; v < NV; ++v) acc[q][v].store(gq[q] + v * W);
       }
-      gate_math_forward<T>(gq[0], gq[1], gq[2], gq[3], cp + j * cp_rs, cc + j * rs, hc + j * rs, NL);
+      gate_math_forward<T>(gq[0], gq[1], gq[2], gq[3], cp + j * cp_rs, cc + j * cc_rs, hc + j * hc_rs, NL);
     }
     // y[b, t, :] = h_t (batch-first output)
     const int64_t nb = (p.B - b0 < NL) ? p.B - b0 : NL;
     for (int64_t l = 0; l < nb; ++l) {
       T* yrow = a.y + ((b0 + l) * Tn + t) * H;
-      for (int64_t j = 0; j < H; ++j) yrow[j] = hc[j * rs + l];
+      for (int64_t j = 0; j < H; ++j) yrow[j] = hc[j * hc_rs + l];
     }
     if (t == Tn - 1 && nb > 0) {
-      from_lanes(a.h_T + b0 * H, H, hc, rs, nb, H);
-      from_lanes(a.c_T + b0 * H, H, cc, rs, nb, H);
+      from_lanes(a.h_T + b0 * H, H, hc, hc_rs, nb, H);
+      from_lanes(a.c_T + b0 * H, H, cc, cc_rs, nb, H);
     }
   }
 }
@@ -206,6 +206,7 @@ void forward(const ForwardArgs<T>& a, Dims d) {
   for (int64_t n = 0; n < G; ++n) bias[n] = a.b_ih[n] + a.b_hh[n];
   if (!a.ids) x_to_lanes(work + p.xl, a.x, d, p.Bp);
   to_lanes(work + p.h0l, p.Bp, a.h0, d.H, d.B, p.Bp, d.H);  // null: zeros
+  if (p.cache) to_lanes(a.cs + d.H * d.T * p.Bp, d.T * p.Bp, a.h0, d.H, d.B, p.Bp, d.H);  // history slot 0
   to_lanes(work + p.c0l, p.Bp, a.c0, d.H, d.B, p.Bp, d.H);
   constexpr int NV = block_vectors<T>();
   constexpr int64_t NL = block_lanes<T>();
@@ -228,20 +229,19 @@ void forward(const ForwardArgs<T>& a, Dims d) {
 
 // Workspace of the backward: x in lanes (for dW_ih), [W_hh | W_ih]ᵀ (the
 // products that give dh_{t-1} and dx_t from dG_t), the carried dh and dc,
-// h0 and c0 in lanes, one step's dy.
+// c0 in lanes, one step's dy.
 struct BackwardPlan {
   int64_t B, Tn, I, H, Bp, rows;  // rows of the transposed weights: H, plus I for dx
-  int64_t xl, wt, dhl, dcl, h0l, c0l, dyl, total;
+  int64_t xl, wt, dhl, dcl, c0l, dyl, total;
 };
 
 inline BackwardPlan backward_plan(Dims d, bool ids) {
-  BackwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), d.H + (ids ? 0 : d.I), 0, 0, 0, 0, 0, 0, 0, 0};
+  BackwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), d.H + (ids ? 0 : d.I), 0, 0, 0, 0, 0, 0, 0};
   int64_t o = 0;
   p.xl = o;  o += ids ? 0 : d.I * d.T * p.Bp;
   p.wt = o;  o += p.rows * 4 * d.H;
   p.dhl = o; o += d.H * p.Bp;
   p.dcl = o; o += d.H * p.Bp;
-  p.h0l = o; o += d.H * p.Bp;
   p.c0l = o; o += d.H * p.Bp;
   p.dyl = o; o += d.H * p.Bp;
   p.total = o;
@@ -398,7 +398,6 @@ void backward(const BackwardArgs<T>& a, Dims d) {
   }
   to_lanes(work + p.dhl, Bp, a.dh_T, H, B, Bp, H);  // null: zeros
   to_lanes(work + p.dcl, Bp, a.dc_T, H, B, Bp, H);
-  to_lanes(work + p.h0l, Bp, a.h0, H, B, Bp, H);
   to_lanes(work + p.c0l, Bp, a.c0, H, B, Bp, H);
 
   constexpr int NV = block_vectors<T>();
@@ -429,9 +428,8 @@ void backward(const BackwardArgs<T>& a, Dims d) {
     for (int64_t k = 0; k < hist; k += V::W) s = s + V::load(gates + n * hist + k);
     a.db[n] += s.sum();
   }
-  // dW_hh = Σ_t dG_t · h_{t-1}ᵀ: steps 1.. against the history, step 0 against h0.
-  if (Tn > 1) reduce_nt(a.dW_hh, H, G, H, gates + Bp, hist, h_hist, hist, (Tn - 1) * Bp);
-  reduce_nt(a.dW_hh, H, G, H, gates, hist, work + p.h0l, Bp, Bp);
+  // dW_hh = Σ_t dG_t · h_{t-1}ᵀ (the history keeps h_{t-1} at slot t: one product).
+  reduce_nt(a.dW_hh, H, G, H, gates, hist, h_hist, hist, hist);
   if (a.ids) {
     for (int64_t n = 0; n < G; ++n)
       for (int64_t t = 0; t < Tn; ++t)
