@@ -227,19 +227,17 @@ void forward(const ForwardArgs<T>& a, Dims d) {
 
 // ------------------------------------------------------------- backward --
 
-// Workspace of the backward: x in lanes (for dW_ih), [W_hh | W_ih]ᵀ (the
-// products that give dh_{t-1} and dx_t from dG_t), the carried dh and dc,
+// Workspace of the backward: x in lanes (for dW_ih), the carried dh and dc,
 // c0 in lanes, one step's dy.
 struct BackwardPlan {
-  int64_t B, Tn, I, H, Bp, rows;  // rows of the transposed weights: H, plus I for dx
-  int64_t xl, wt, dhl, dcl, c0l, dyl, total;
+  int64_t B, Tn, I, H, Bp;
+  int64_t xl, dhl, dcl, c0l, dyl, total;
 };
 
 inline BackwardPlan backward_plan(Dims d, bool ids) {
-  BackwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), d.H + (ids ? 0 : d.I), 0, 0, 0, 0, 0, 0, 0};
+  BackwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), 0, 0, 0, 0, 0, 0};
   int64_t o = 0;
   p.xl = o;  o += ids ? 0 : d.I * d.T * p.Bp;
-  p.wt = o;  o += p.rows * 4 * d.H;
   p.dhl = o; o += d.H * p.Bp;
   p.dcl = o; o += d.H * p.Bp;
   p.c0l = o; o += d.H * p.Bp;
@@ -283,9 +281,10 @@ inline void gate_math_backward(T* ai, T* af, T* ag, T* ao, T* dc_carry, const T*
   }
 }
 
-// out[r][v] = Σ_n wt[r*G + n] · dG[n*gs + v*W] for R rows of the transposed weights.
+// acc[r][v] = Σ_n w[n*ldw + r] · dG[n*gs + v*W]: R columns of a weight matrix
+// (read in place: the R values of row n are adjacent) against dG_t.
 template <typename T, int R, int NV>
-inline void transposed_rows(Vec<T> (&acc)[R][NV], const T* wt, int64_t G, const T* dG, int64_t gs) {
+inline void transposed_rows(Vec<T> (&acc)[R][NV], const T* w, int64_t ldw, int64_t G, const T* dG, int64_t gs) {
   using V = Vec<T>;
   constexpr int W = V::W;
   for (int r = 0; r < R; ++r)
@@ -294,32 +293,33 @@ inline void transposed_rows(Vec<T> (&acc)[R][NV], const T* wt, int64_t G, const 
     V x[NV];
     for (int v = 0; v < NV; ++v) x[v] = V::load(dG + n * gs + v * W);
     for (int r = 0; r < R; ++r) {
-      const V w = V::set1(wt[r * G + n]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(w, x[v], acc[r][v]);
+      const V wr = V::set1(w[n * ldw + r]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(wr, x[v], acc[r][v]);
     }
   }
 }
 
-// Rows [k0, k0+R) of dG_t·[W_hh | W_ih]: below H they are dh_{t-1} (carried),
-// from H on dx_t, written batch-first.
+// Columns [k0, k0+R) of dG_t·W_hh (dh_{t-1}, carried in lanes) or, with
+// to_dx, of dG_t·W_ih (dx_t, written batch-first).
 template <typename T, int R, int NV>
-inline void backward_products(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, int64_t k0, int64_t t,
-                              int64_t b0) {
+inline void backward_products(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, bool to_dx, int64_t k0,
+                              int64_t t, int64_t b0) {
   using V = Vec<T>;
   constexpr int W = V::W;
   constexpr int64_t NL = NV * W;
   const int64_t G = 4 * p.H, hist = p.Tn * p.Bp;
   V acc[R][NV];
-  transposed_rows<T, R, NV>(acc, work + p.wt + k0 * G, G, a.gates + t * p.Bp + b0, hist);
+  const T* w = to_dx ? a.W_ih + k0 : a.W_hh + k0;
+  transposed_rows<T, R, NV>(acc, w, to_dx ? p.I : p.H, G, a.gates + t * p.Bp + b0, hist);
   for (int r = 0; r < R; ++r) {
     const int64_t k = k0 + r;
-    if (k < p.H) {
+    if (!to_dx) {
       for (int v = 0; v < NV; ++v) acc[r][v].store(work + p.dhl + k * p.Bp + b0 + v * W);
     } else {
       alignas(64) T lanes_out[NL];
       for (int v = 0; v < NV; ++v) acc[r][v].store(lanes_out + v * W);
-      const int64_t i = k - p.H, nb = (p.B - b0 < NL) ? p.B - b0 : NL;
-      for (int64_t l = 0; l < nb; ++l) a.dx[((b0 + l) * p.Tn + t) * p.I + i] = lanes_out[l];
+      const int64_t nb = (p.B - b0 < NL) ? p.B - b0 : NL;
+      for (int64_t l = 0; l < nb; ++l) a.dx[((b0 + l) * p.Tn + t) * p.I + k] = lanes_out[l];
     }
   }
 }
@@ -343,9 +343,13 @@ void backward_block(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, in
       gate_math_backward<T>(g, g + H * hist, g + 2 * H * hist, g + 3 * H * hist, work + p.dcl + j * Bp + b0,
                             work + p.dhl + j * Bp + b0, dyl + j * NL, c, cp, NL, a.clip_on, a.clip);
     }
-    int64_t k0 = 0;
-    for (; k0 + 4 <= p.rows; k0 += 4) backward_products<T, 4, NV>(a, p, work, k0, t, b0);
-    for (; k0 < p.rows; ++k0) backward_products<T, 1, NV>(a, p, work, k0, t, b0);
+    for (int pass = 0; pass < (a.dx ? 2 : 1); ++pass) {
+      const bool to_dx = pass == 1;
+      const int64_t cols = to_dx ? p.I : H;
+      int64_t k0 = 0;
+      for (; k0 + 4 <= cols; k0 += 4) backward_products<T, 4, NV>(a, p, work, to_dx, k0, t, b0);
+      for (; k0 < cols; ++k0) backward_products<T, 1, NV>(a, p, work, to_dx, k0, t, b0);
+    }
   }
 }
 
@@ -364,8 +368,15 @@ inline void reduce_nt_block(T* C, int64_t ldc, const T* A, int64_t lda, const T*
     for (int i = 0; i < MB; ++i)
       for (int j = 0; j < NB; ++j) acc[i][j] = V::fma(x[i], y[j], acc[i][j]);
   }
-  for (int i = 0; i < MB; ++i)
-    for (int j = 0; j < NB; ++j) C[i * ldc + j] += acc[i][j].sum();
+  for (int i = 0; i < MB; ++i) {
+    if constexpr (NB == 4) {
+      T s[4];
+      sum4<T>(acc[i][0], acc[i][1], acc[i][2], acc[i][3], s);
+      for (int j = 0; j < 4; ++j) C[i * ldc + j] += s[j];
+    } else {
+      for (int j = 0; j < NB; ++j) C[i * ldc + j] += acc[i][j].sum();
+    }
+  }
 }
 
 template <typename T>
@@ -389,13 +400,6 @@ void backward(const BackwardArgs<T>& a, Dims d) {
   const BackwardPlan p = backward_plan(d, a.ids != nullptr);
   T* work = a.work;
   const int64_t B = d.B, Tn = d.T, I = d.I, H = d.H, G = 4 * H, Bp = p.Bp, hist = Tn * Bp;
-  // [W_hh | W_ih]ᵀ: row k < H is column k of W_hh, row H + i column i of W_ih.
-  T* wt = work + p.wt;
-  for (int64_t n = 0; n < G; ++n) {
-    for (int64_t k = 0; k < H; ++k) wt[k * G + n] = a.W_hh[n * H + k];
-    if (!a.ids)
-      for (int64_t i = 0; i < I; ++i) wt[(H + i) * G + n] = a.W_ih[n * I + i];
-  }
   to_lanes(work + p.dhl, Bp, a.dh_T, H, B, Bp, H);  // null: zeros
   to_lanes(work + p.dcl, Bp, a.dc_T, H, B, Bp, H);
   to_lanes(work + p.c0l, Bp, a.c0, H, B, Bp, H);

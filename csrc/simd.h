@@ -30,11 +30,6 @@ template <> struct Vec<float> {
   static Vec min(Vec a, Vec b) { return {_mm512_min_ps(a.v, b.v)}; }
   static Vec max(Vec a, Vec b) { return {_mm512_max_ps(a.v, b.v)}; }
   static Vec round(Vec a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
-  // where |x| < t: a, else b (NaN x takes b)
-  static Vec select_if_abs_below(Vec x, float t, Vec a, Vec b) {
-    const __mmask16 m = _mm512_cmp_ps_mask(_mm512_abs_ps(x.v), _mm512_set1_ps(t), _CMP_LT_OQ);
-    return {_mm512_mask_blend_ps(m, b.v, a.v)};
-  }
   float sum() const { return _mm512_reduce_add_ps(v); }
   // a · 2^n for integral-valued n
   static Vec scale2(Vec a, Vec n) { return {_mm512_scalef_ps(a.v, n.v)}; }
@@ -67,11 +62,6 @@ template <> struct Vec<float> {
   static Vec min(Vec a, Vec b) { return {_mm256_min_ps(a.v, b.v)}; }
   static Vec max(Vec a, Vec b) { return {_mm256_max_ps(a.v, b.v)}; }
   static Vec round(Vec a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
-  // where |x| < t: a, else b (NaN x takes b)
-  static Vec select_if_abs_below(Vec x, float t, Vec a, Vec b) {
-    const __m256 absx = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x.v);
-    return {_mm256_blendv_ps(b.v, a.v, _mm256_cmp_ps(absx, _mm256_set1_ps(t), _CMP_LT_OQ))};
-  }
   float sum() const {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -114,13 +104,44 @@ template <typename T> struct Vec {
 };
 #endif
 
+// out[0..3] = the lane sums of a, b, c, d. The float paths below fold the four
+// vectors into one before summing within it: a quarter of the shuffles of
+// four separate horizontal sums (the lanes path's weight gradients end with
+// one per weight).
+template <typename T>
+inline void sum4(Vec<T> a, Vec<T> b, Vec<T> c, Vec<T> d, T* out) {
+  out[0] = a.sum(); out[1] = b.sum(); out[2] = c.sum(); out[3] = d.sum();
+}
+#if defined(PYLSTM_ISA_AVX512)
+template <>
+inline void sum4<float>(Vec<float> a, Vec<float> b, Vec<float> c, Vec<float> d, float* out) {
+  // 128-bit blocks: ab = [a0+a2, a1+a3, b0+b2, b1+b3], cd likewise, then [a, b, c, d] of 4 partial lanes each
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a.v, b.v, 0x44), _mm512_shuffle_f32x4(a.v, b.v, 0xEE));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c.v, d.v, 0x44), _mm512_shuffle_f32x4(c.v, d.v, 0xEE));
+  __m512 t = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+  t = _mm512_add_ps(t, _mm512_permute_ps(t, _MM_SHUFFLE(1, 0, 3, 2)));
+  t = _mm512_add_ps(t, _mm512_permute_ps(t, _MM_SHUFFLE(2, 3, 0, 1)));  // every lane of a block: its total
+  _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, t)));
+}
+#elif defined(PYLSTM_ISA_AVX2)
+template <>
+inline void sum4<float>(Vec<float> a, Vec<float> b, Vec<float> c, Vec<float> d, float* out) {
+  const __m256 ab = _mm256_hadd_ps(a.v, b.v), cd = _mm256_hadd_ps(c.v, d.v);
+  const __m256 abcd = _mm256_hadd_ps(ab, cd);  // [a, b, c, d] of the low half, then of the high half
+  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+}
+#endif
+
 #if defined(PYLSTM_ISA_AVX2) || defined(PYLSTM_ISA_AVX512)
 #define PYLSTM_VECTOR_MATH 1
 // exp(x) for float lanes: x = n·ln2 + r, |r| <= ln2/2, exp(r) by Cephes'
 // degree-6 polynomial (about 1 ulp), then scaled by 2^n. The input is
 // clamped so 2^n stays a normal number (exp saturates to about 1e-38 and
 // 1.6e38, which the sigmoid and tanh below turn into exact 0 and 1).
-inline Vec<float> vexp(Vec<float> x) {
+struct ExpParts {
+  Vec<float> n, r, p;  // x = n·ln2 + r;  e^r = 1 + r + r²·p
+};
+inline ExpParts exp_parts(Vec<float> x) {
   using V = Vec<float>;
   // min/max return their second operand when either is NaN: x goes second
   // so that a NaN input stays NaN.
@@ -134,8 +155,21 @@ inline Vec<float> vexp(Vec<float> x) {
   p = V::fma(p, r, V::set1(4.1665795894e-2f));
   p = V::fma(p, r, V::set1(1.6666665459e-1f));
   p = V::fma(p, r, V::set1(5.0000001201e-1f));
-  p = V::fma(p, r * r, r + V::set1(1.0f));
-  return V::scale2(p, n);
+  return {n, r, p};
+}
+inline Vec<float> vexp(Vec<float> x) {
+  using V = Vec<float>;
+  const ExpParts e = exp_parts(x);
+  return V::scale2(V::fma(e.p, e.r * e.r, e.r + V::set1(1.0f)), e.n);
+}
+// exp(x) - 1 without the cancellation near 0: 2^n·(e^r - 1) + (2^n - 1),
+// where e^r - 1 = r + r²·p keeps its relative accuracy however small r is.
+inline Vec<float> vexpm1(Vec<float> x) {
+  using V = Vec<float>;
+  const ExpParts e = exp_parts(x);
+  const V em1_r = V::fma(e.p, e.r * e.r, e.r);
+  const V two_n = V::scale2(V::set1(1.0f), e.n);
+  return V::fma(two_n, em1_r, two_n - V::set1(1.0f));
 }
 // 1/d, correctly rounded: a refined estimate measured no faster here, and it
 // is not exact at d = 1 (so σ(+large) would miss 1 by an ulp and σ' not be 0).
@@ -144,19 +178,13 @@ inline Vec<float> vsigmoid(Vec<float> a) {
   using V = Vec<float>;
   return vrcp(V::set1(1.0f) + vexp(V::zero() - a));
 }
-// tanh(a): 1 - 2/(exp(2a) + 1) for |a| >= 0.625 (exact at the extremes),
-// Cephes' odd polynomial below, where the subtraction would cancel (tanh of a
-// tiny a is a, not 0).
+// tanh(a) = m / (m + 2) with m = e^{2a} - 1: one exponential and one
+// division, accurate near 0 (tanh of a tiny a is a, not 0) and exactly ±1 at
+// the extremes (m + 2 rounds to m for large a; m rounds to -1 for very
+// negative a).
 inline Vec<float> vtanh(Vec<float> a) {
   using V = Vec<float>;
-  const V large = V::set1(1.0f) - V::set1(2.0f) * vrcp(vexp(a + a) + V::set1(1.0f));
-  const V s = a * a;
-  V p = V::set1(-5.70498872745e-3f);
-  p = V::fma(p, s, V::set1(2.06390887954e-2f));
-  p = V::fma(p, s, V::set1(-5.37397155531e-2f));
-  p = V::fma(p, s, V::set1(1.33314422036e-1f));
-  p = V::fma(p, s, V::set1(-3.33332819422e-1f));
-  const V small = V::fma(p * s, a, a);
-  return V::select_if_abs_below(a, 0.625f, small, large);
+  const V m = vexpm1(a + a);
+  return m / (m + V::set1(2.0f));
 }
 #endif

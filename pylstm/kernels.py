@@ -378,7 +378,9 @@ def _forward_as_given(x, W_ih, W_hh, b_ih, b_hh, h0, c0, need_cache, num_threads
     else:
         return None
     B, T, I = x.shape
-    _check_request(B, T, I, W_hh.shape[1], W_hh.dtype.itemsize, True, need_cache, nthreads)
+    H = W_hh.shape[1]
+    if (B * T * (I + 6 * H) + 4 * H * (I + H)) * 8 >= _ALWAYS_FITS:  # bounds every buffer of the call
+        _check_request(B, T, I, H, W_hh.dtype.itemsize, True, need_cache, nthreads)
     try:
         y, h_T, c_T, gates, cs = _core.forward(_isa, x, None, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache,
                                                nthreads)
