@@ -203,15 +203,17 @@ bool is_f32(const py::object& W) {
   throw py::type_error("weights must be float32 or float64, got " + std::string(py::str(arr.dtype())));
 }
 
-// The workspace of a call (an upper bound over cache / no cache; x, not ids).
+// The workspace a call allocates. need_cache: -1 = the larger of with and
+// without a cache (the size check before a call), 0 or 1 = that case.
 int64_t workspace_bytes(const std::string& isa, bool f32, bool forward, int64_t B, int64_t T, int64_t I,
-                        int64_t H, int nthreads) {
+                        int64_t H, int nthreads, int need_cache, bool ids) {
   const auto& k = pylstm::kernel_table(isa);
   const Dims d = checked_dims(B, T, I, H);
   auto elems = [&](const auto& kern) {
-    if (!forward) return kern.backward_workspace_elems(d, nthreads, false);
-    const int64_t with = kern.forward_workspace_elems(d, nthreads, true, false);
-    const int64_t without = kern.forward_workspace_elems(d, nthreads, false, false);
+    if (!forward) return kern.backward_workspace_elems(d, nthreads, ids);
+    const int64_t with = kern.forward_workspace_elems(d, nthreads, true, ids);
+    const int64_t without = kern.forward_workspace_elems(d, nthreads, false, ids);
+    if (need_cache >= 0) return need_cache ? with : without;
     return with > without ? with : without;
   };
   return f32 ? 4 * elems(k.f32) : 8 * elems(k.f64);
@@ -263,5 +265,6 @@ PYBIND11_MODULE(_core, m) {
       py::arg("B"), py::arg("T"), py::arg("I"), py::arg("H"), py::arg("nthreads"),
       "Threads a kernel call of these sizes really uses (for tests and benchmarks).");
   m.def("workspace_bytes", &workspace_bytes, py::arg("isa"), py::arg("f32"), py::arg("forward"), py::arg("B"),
-        py::arg("T"), py::arg("I"), py::arg("H"), py::arg("nthreads"));
+        py::arg("T"), py::arg("I"), py::arg("H"), py::arg("nthreads"), py::arg("need_cache") = -1,
+        py::arg("ids") = false);
 }

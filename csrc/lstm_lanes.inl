@@ -28,23 +28,31 @@ constexpr int block_vectors() { return kVectorRegisters >= 32 ? 4 : (kVectorRegi
 template <typename T>
 constexpr int64_t block_lanes() { return block_vectors<T>() * Vec<T>::W; }
 
+// Lanes of the widest block for a padded batch Bp: the size of every
+// per-block buffer (a block goes through all T steps on its own, so carried
+// state never needs the whole batch's width).
+template <typename T>
+inline int64_t widest_block(int64_t Bp) { return Bp < block_lanes<T>() ? Bp : block_lanes<T>(); }
+
 // Where the forward keeps h and c: the cache's history (row stride T·Bp,
-// one slot per step) or, for inference, two h slots and one c slot.
+// one slot per step; c0 and h0 go into slot 0) or, for inference, per block
+// two h slots and one c slot. The workspace holds x in lanes and those
+// block buffers only, so its size beyond x's is independent of T.
 struct ForwardPlan {
   int64_t B, Tn, I, H, Bp;
   bool cache;
   // workspace offsets (elements)
-  int64_t xl, h0l, c0l, hbuf, cbuf, total;
+  int64_t xl, hbuf, cbuf, total;
 };
 
-inline ForwardPlan forward_plan(Dims d, bool cache, bool ids) {
-  ForwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), cache, 0, 0, 0, 0, 0, 0};
+template <typename T>
+ForwardPlan forward_plan(Dims d, bool cache, bool ids) {
+  ForwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), cache, 0, 0, 0, 0};
+  const int64_t lw = widest_block<T>(p.Bp);
   int64_t o = 0;
-  p.xl = o;   o += ids ? 0 : d.I * d.T * p.Bp;  // x transposed to (I, T, Bp)
-  p.h0l = o;  o += d.H * p.Bp;
-  p.c0l = o;  o += d.H * p.Bp;
-  p.hbuf = o; o += (cache ? 1 : 2) * d.H * p.Bp;  // h_t where the history does not keep it
-  p.cbuf = o; o += cache ? 0 : d.H * p.Bp;
+  p.xl = o;   o += ids ? 0 : d.I * d.T * p.Bp;    // x transposed to (I, T, Bp)
+  p.hbuf = o; o += (cache ? 1 : 2) * d.H * lw;  // h_t where the history does not keep it
+  p.cbuf = o; o += cache ? 0 : d.H * lw;
   p.total = o;
   return p;
 }
@@ -124,8 +132,13 @@ void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const
   T* c_hist = a.cs;              // (H, T, Bp), cache only: c_t at slot t
   T* h_hist = a.cs ? a.cs + H * hist : nullptr;  // h_{t-1} at slot t (slot 0: h0)
   const T* xl = work + p.xl;
-  const T* h0l = work + p.h0l;  // zeros when h0 is None
-  const T* c0l = work + p.c0l;
+  T* hbuf = work + p.hbuf;  // block-local rows of NL lanes
+  T* cbuf = work + p.cbuf;
+  const int64_t nb = p.B - b0 < 0 ? 0 : (p.B - b0 < NL ? p.B - b0 : NL);  // real lanes of the block (may be 0)
+  if (!p.cache) {  // h0 into the slot step 0 reads, c0 into the running c (zeros when absent)
+    to_lanes(hbuf + H * NL, NL, a.h0 && nb ? a.h0 + b0 * H : nullptr, H, nb, NL, H);
+    to_lanes(cbuf, NL, a.c0 && nb ? a.c0 + b0 * H : nullptr, H, nb, NL, H);
+  }
   alignas(64) T scratch[4][NL];  // one unit's gates when there is no cache
   for (int64_t t = 0; t < Tn; ++t) {
     // h_{t-1}, c_{t-1}, c_t and h_t for lane 0 of this block, with their row strides.
@@ -133,23 +146,23 @@ void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const
     const T* cp;
     T *hc, *cc;
     int64_t hp_rs, cp_rs, hc_rs, cc_rs;
-    T* hbuf = work + p.hbuf;
     if (p.cache) {
       hp = h_hist + t * Bp + b0;
       hp_rs = hist;
       const bool last = t == Tn - 1;  // h_T is kept by y and h_T, not the history
-      hc = last ? hbuf + b0 : h_hist + (t + 1) * Bp + b0;
-      hc_rs = last ? Bp : hist;
+      hc = last ? hbuf : h_hist + (t + 1) * Bp + b0;
+      hc_rs = last ? NL : hist;
       cc = c_hist + t * Bp + b0;
       cc_rs = hist;
-      cp = t ? cc - Bp : c0l + b0;
-      cp_rs = t ? hist : Bp;
+      // Step 0 reads c0 from slot 0 and overwrites it with c_0 (elementwise, in place).
+      cp = t ? cc - Bp : (a.c0 ? cc : nullptr);
+      cp_rs = hist;
     } else {
-      hc = hbuf + (t & 1) * H * Bp + b0;
-      cc = work + p.cbuf + b0;  // c is updated in place: unit j reads only its own c_{t-1}
-      hp = t ? hbuf + ((t - 1) & 1) * H * Bp + b0 : h0l + b0;
-      cp = t ? cc : c0l + b0;
-      hp_rs = cp_rs = hc_rs = cc_rs = Bp;
+      hc = hbuf + (t & 1) * H * NL;
+      hp = hbuf + ((t + 1) & 1) * H * NL;  // step 0: slot 1, which holds h0
+      cc = cbuf;  // c is updated in place: unit j reads only its own c_{t-1}
+      cp = cbuf;
+      hp_rs = cp_rs = hc_rs = cc_rs = NL;
     }
     for (int64_t j = 0; j < H; ++j) {
       V acc[4][NV];
@@ -177,10 +190,10 @@ void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const
         gq[q] = p.cache ? a.gates + (q * H + j) * hist + t * Bp + b0 : scratch[q];
         for (int v = 0; v < NV; ++v) acc[q][v].store(gq[q] + v * W);
       }
-      gate_math_forward<T>(gq[0], gq[1], gq[2], gq[3], cp + j * cp_rs, cc + j * cc_rs, hc + j * hc_rs, NL);
+      gate_math_forward<T>(gq[0], gq[1], gq[2], gq[3], cp ? cp + j * cp_rs : nullptr, cc + j * cc_rs,
+                           hc + j * hc_rs, NL);
     }
     // y[b, t, :] = h_t (batch-first output)
-    const int64_t nb = (p.B - b0 < NL) ? p.B - b0 : NL;
     for (int64_t l = 0; l < nb; ++l) {
       T* yrow = a.y + ((b0 + l) * Tn + t) * H;
       for (int64_t j = 0; j < H; ++j) yrow[j] = hc[j * hc_rs + l];
@@ -194,20 +207,22 @@ void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const
 
 template <typename T>
 int64_t forward_workspace_elems(Dims d, bool cache, bool ids) {
-  return forward_plan(d, cache, ids).total + 4 * d.H;  // + the summed bias
+  return forward_plan<T>(d, cache, ids).total + 4 * d.H;  // + the summed bias
 }
 
 template <typename T>
 void forward(const ForwardArgs<T>& a, Dims d) {
-  const ForwardPlan p = forward_plan(d, a.cs != nullptr, a.ids != nullptr);
+  const ForwardPlan p = forward_plan<T>(d, a.cs != nullptr, a.ids != nullptr);
   T* work = a.work;
   T* bias = work + p.total;
   const int64_t G = 4 * d.H;
   for (int64_t n = 0; n < G; ++n) bias[n] = a.b_ih[n] + a.b_hh[n];
   if (!a.ids) x_to_lanes(work + p.xl, a.x, d, p.Bp);
-  to_lanes(work + p.h0l, p.Bp, a.h0, d.H, d.B, p.Bp, d.H);  // null: zeros
-  if (p.cache) to_lanes(a.cs + d.H * d.T * p.Bp, d.T * p.Bp, a.h0, d.H, d.B, p.Bp, d.H);  // history slot 0
-  to_lanes(work + p.c0l, p.Bp, a.c0, d.H, d.B, p.Bp, d.H);
+  if (p.cache) {  // slot 0 of the histories: h0 (zeros when absent), c0
+    const int64_t hist = d.T * p.Bp;
+    to_lanes(a.cs + d.H * hist, hist, a.h0, d.H, d.B, p.Bp, d.H);
+    if (a.c0) to_lanes(a.cs, hist, a.c0, d.H, d.B, p.Bp, d.H);
+  }
   constexpr int NV = block_vectors<T>();
   constexpr int64_t NL = block_lanes<T>();
   int64_t b0 = 0;
@@ -227,28 +242,30 @@ void forward(const ForwardArgs<T>& a, Dims d) {
 
 // ------------------------------------------------------------- backward --
 
-// Workspace of the backward: x in lanes (for dW_ih), the carried dh and dc,
-// c0 in lanes, one step's dy.
+// Workspace of the backward: x in lanes (for dW_ih), and per block of lanes
+// the carried dh and dc, c0, one step's dy.
 struct BackwardPlan {
   int64_t B, Tn, I, H, Bp;
   int64_t xl, dhl, dcl, c0l, dyl, total;
 };
 
-inline BackwardPlan backward_plan(Dims d, bool ids) {
+template <typename T>
+BackwardPlan backward_plan(Dims d, bool ids) {
   BackwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), 0, 0, 0, 0, 0, 0};
+  const int64_t lw = widest_block<T>(p.Bp);
   int64_t o = 0;
   p.xl = o;  o += ids ? 0 : d.I * d.T * p.Bp;
-  p.dhl = o; o += d.H * p.Bp;
-  p.dcl = o; o += d.H * p.Bp;
-  p.c0l = o; o += d.H * p.Bp;
-  p.dyl = o; o += d.H * p.Bp;
+  p.dhl = o; o += d.H * lw;
+  p.dcl = o; o += d.H * lw;
+  p.c0l = o; o += d.H * lw;
+  p.dyl = o; o += d.H * lw;
   p.total = o;
   return p;
 }
 
 template <typename T>
 int64_t backward_workspace_elems(Dims d, bool ids) {
-  return backward_plan(d, ids).total;
+  return backward_plan<T>(d, ids).total;
 }
 
 // Gate backward on n contiguous lanes: same formulas as gates_backward_row.
@@ -258,8 +275,8 @@ inline void gate_math_backward(T* ai, T* af, T* ag, T* ao, T* dc_carry, const T*
 #if defined(PYLSTM_VECTOR_MATH)
   if constexpr (std::is_same_v<T, float>) {
     for (int64_t l = 0; l < n; l += Vec<float>::W)
-      gates_backward_lanes(ai + l, af + l, ag + l, ao + l, dc_carry + l, dh_carry + l, dy + l, c + l, cp + l,
-                           clip_on, clip);
+      gates_backward_lanes(ai + l, af + l, ag + l, ao + l, dc_carry + l, dh_carry + l, dy + l, c + l,
+                           cp ? cp + l : nullptr, clip_on, clip);
     return;
   }
 #endif
@@ -269,7 +286,7 @@ inline void gate_math_backward(T* ai, T* af, T* ag, T* ao, T* dc_carry, const T*
     const T dh = dh_carry[l] + dy[l];
     const T dc = dc_carry[l] + dh * o * (T(1) - tc * tc);  // through h_t = o⊙tanh(c_t)
     T dai = dc * g * (i * (T(1) - i));                    // dL/da_i = dc·g·σ'
-    T daf = dc * cp[l] * (f * (T(1) - f));                // dL/da_f = dc·c_{t-1}·σ'
+    T daf = dc * (cp ? cp[l] : T(0)) * (f * (T(1) - f));  // dL/da_f = dc·c_{t-1}·σ'
     T dag = dc * i * (T(1) - g * g);                      // dL/da_g = dc·i·tanh'
     T dao = dh * tc * (o * (T(1) - o));                   // dL/da_o = dh·tanh(c_t)·σ'
     if (clip_on) {
@@ -314,7 +331,7 @@ inline void backward_products(const BackwardArgs<T>& a, const BackwardPlan& p, T
   for (int r = 0; r < R; ++r) {
     const int64_t k = k0 + r;
     if (!to_dx) {
-      for (int v = 0; v < NV; ++v) acc[r][v].store(work + p.dhl + k * p.Bp + b0 + v * W);
+      for (int v = 0; v < NV; ++v) acc[r][v].store(work + p.dhl + k * NL + v * W);
     } else {
       alignas(64) T lanes_out[NL];
       for (int v = 0; v < NV; ++v) acc[r][v].store(lanes_out + v * W);
@@ -329,9 +346,15 @@ void backward_block(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, in
   constexpr int64_t NL = NV * Vec<T>::W;
   const int64_t Tn = p.Tn, H = p.H, Bp = p.Bp, hist = Tn * Bp;
   const T* c_hist = a.cs;
-  T* dyl = work + p.dyl;
+  T* dyl = work + p.dyl;  // block-local rows of NL lanes, like dhl, dcl, c0l
+  T* dhl = work + p.dhl;
+  T* dcl = work + p.dcl;
+  T* c0l = work + p.c0l;
+  const int64_t nb = p.B - b0 < 0 ? 0 : (p.B - b0 < NL ? p.B - b0 : NL);  // real lanes of the block (may be 0)
+  to_lanes(dhl, NL, a.dh_T && nb ? a.dh_T + b0 * H : nullptr, H, nb, NL, H);  // null: zeros
+  to_lanes(dcl, NL, a.dc_T && nb ? a.dc_T + b0 * H : nullptr, H, nb, NL, H);
+  if (a.c0) to_lanes(c0l, NL, nb ? a.c0 + b0 * H : nullptr, H, nb, NL, H);
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    const int64_t nb = (p.B - b0 < NL) ? p.B - b0 : NL;
     for (int64_t j = 0; j < H; ++j) {  // dy_t of this block's lanes
       T* d = dyl + j * NL;
       for (int64_t l = 0; l < NL; ++l) d[l] = (a.dy && l < nb) ? a.dy[((b0 + l) * Tn + t) * H + j] : T(0);
@@ -339,9 +362,9 @@ void backward_block(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, in
     for (int64_t j = 0; j < H; ++j) {
       T* g = a.gates + j * hist + t * Bp + b0;
       const T* c = c_hist + j * hist + t * Bp + b0;
-      const T* cp = t ? c - Bp : work + p.c0l + j * Bp + b0;
-      gate_math_backward<T>(g, g + H * hist, g + 2 * H * hist, g + 3 * H * hist, work + p.dcl + j * Bp + b0,
-                            work + p.dhl + j * Bp + b0, dyl + j * NL, c, cp, NL, a.clip_on, a.clip);
+      const T* cp = t ? c - Bp : (a.c0 ? c0l + j * NL : nullptr);
+      gate_math_backward<T>(g, g + H * hist, g + 2 * H * hist, g + 3 * H * hist, dcl + j * NL, dhl + j * NL,
+                            dyl + j * NL, c, cp, NL, a.clip_on, a.clip);
     }
     for (int pass = 0; pass < (a.dx ? 2 : 1); ++pass) {
       const bool to_dx = pass == 1;
@@ -350,6 +373,10 @@ void backward_block(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, in
       for (; k0 + 4 <= cols; k0 += 4) backward_products<T, 4, NV>(a, p, work, to_dx, k0, t, b0);
       for (; k0 < cols; ++k0) backward_products<T, 1, NV>(a, p, work, to_dx, k0, t, b0);
     }
+  }
+  if (nb > 0) {
+    from_lanes(a.dh0 + b0 * H, H, dhl, NL, nb, H);
+    from_lanes(a.dc0 + b0 * H, H, dcl, NL, nb, H);
   }
 }
 
@@ -397,12 +424,9 @@ void reduce_nt(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t lda,
 
 template <typename T>
 void backward(const BackwardArgs<T>& a, Dims d) {
-  const BackwardPlan p = backward_plan(d, a.ids != nullptr);
+  const BackwardPlan p = backward_plan<T>(d, a.ids != nullptr);
   T* work = a.work;
   const int64_t B = d.B, Tn = d.T, I = d.I, H = d.H, G = 4 * H, Bp = p.Bp, hist = Tn * Bp;
-  to_lanes(work + p.dhl, Bp, a.dh_T, H, B, Bp, H);  // null: zeros
-  to_lanes(work + p.dcl, Bp, a.dc_T, H, B, Bp, H);
-  to_lanes(work + p.c0l, Bp, a.c0, H, B, Bp, H);
 
   constexpr int NV = block_vectors<T>();
   constexpr int64_t NL = block_lanes<T>();
@@ -414,8 +438,6 @@ void backward(const BackwardArgs<T>& a, Dims d) {
     case 2: backward_block<T, 2>(a, p, work, b0); break;
     default: backward_block<T, 3>(a, p, work, b0); break;
   }
-  from_lanes(a.dh0, H, work + p.dhl, Bp, B, H);
-  from_lanes(a.dc0, H, work + p.dcl, Bp, B, H);
 
   // Padding lanes hold values computed from zero inputs (NaN where a weight
   // is ±Inf): zero them before the sums over lanes.
