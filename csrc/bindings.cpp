@@ -158,7 +158,9 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
   auto gates_arr = require<T>(gates, "cache gates", {pylstm::cache_gates_elems(d)});
   if (!gates_arr.writeable()) throw py::value_error("cache gates must be writeable");
   a.gates = gates_arr.mutable_data();
-  a.cs = require<T>(cs, "cache cell states", {pylstm::cache_cells_elems(d)}).data();
+  auto cs_arr = require<T>(cs, "cache cell states", {pylstm::cache_cells_elems(d)});
+  if (!cs_arr.writeable()) throw py::value_error("cache cell states must be writeable");
+  a.cs = cs_arr.mutable_data();
   a.y = require<T>(y, "cache y", {B, Tn, H}).data();
   a.W_ih = require<T>(W_ih, "W_ih", {4 * H, I}).data();
   a.W_hh = require<T>(W_hh, "W_hh", {4 * H, H}).data();

@@ -63,7 +63,7 @@ struct BackwardArgs {
   const T* x = nullptr;
   const int64_t* ids = nullptr;
   const T* y = nullptr;     // (B, T, H) from forward
-  const T* cs = nullptr;    // (B, T, H) from forward
+  T* cs = nullptr;          // (B, T, H) from forward; the cache is used up (the lanes path keeps dc in it)
   const T* W_ih = nullptr;
   const T* W_hh = nullptr;
   const T* h0 = nullptr;

@@ -330,8 +330,9 @@ int64_t backward_workspace_elems(Dims d, int nthreads) {
 // reaching h_t from above (t+1), dc_carry is updated to reach c_{t-1}.
 #if defined(PYLSTM_VECTOR_MATH)
 // W hidden units of one row's gate backward, in vectors: activations in
-// ai..ao become the pre-activation gradients; dc (carried) is updated.
-inline void gates_backward_lanes(float* ai, float* af, float* ag, float* ao, float* dc_carry,
+// ai..ao become the pre-activation gradients; the carried dc is read from
+// dc_in and written to dc_out (the same place, or c's: every load comes first).
+inline void gates_backward_lanes(float* ai, float* af, float* ag, float* ao, const float* dc_in, float* dc_out,
                                  const float* dh_carry, const float* dy, const float* c, const float* cp,
                                  bool clip_on, float clip) {
   using V = Vec<float>;
@@ -339,7 +340,7 @@ inline void gates_backward_lanes(float* ai, float* af, float* ag, float* ao, flo
   const V i = V::load(ai), f = V::load(af), g = V::load(ag), o = V::load(ao);
   const V tc = vtanh(V::load(c));
   const V dh = dy ? V::load(dh_carry) + V::load(dy) : V::load(dh_carry);
-  const V dc = V::fma(dh * o, one - tc * tc, V::load(dc_carry));  // through h_t = o⊙tanh(c_t)
+  const V dc = V::fma(dh * o, one - tc * tc, dc_in ? V::load(dc_in) : V::zero());  // through h_t = o⊙tanh(c_t)
   const V c_prev = cp ? V::load(cp) : V::zero();
   V dai = (dc * g) * (i * (one - i));       // dL/da_i = dc·g·σ'
   V daf = (dc * c_prev) * (f * (one - f));  // dL/da_f = dc·c_{t-1}·σ'
@@ -350,7 +351,7 @@ inline void gates_backward_lanes(float* ai, float* af, float* ag, float* ao, flo
     dai = V::min(hi, V::max(lo, dai)); daf = V::min(hi, V::max(lo, daf));
     dag = V::min(hi, V::max(lo, dag)); dao = V::min(hi, V::max(lo, dao));
   }
-  (dc * f).store(dc_carry);                 // reaches c_{t-1}
+  (dc * f).store(dc_out);                   // reaches c_{t-1}
   dai.store(ai); daf.store(af); dag.store(ag); dao.store(ao);
 }
 #endif
@@ -366,8 +367,9 @@ inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy
     constexpr int W = Vec<float>::W;
     int64_t j = 0;
     for (; j + W <= H; j += W)
-      gates_backward_lanes(a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, dc_carry + j, dh_carry + j,
-                           dy_row ? dy_row + j : nullptr, c_row + j, c_prev ? c_prev + j : nullptr, clip_on, clip);
+      gates_backward_lanes(a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, dc_carry + j, dc_carry + j,
+                           dh_carry + j, dy_row ? dy_row + j : nullptr, c_row + j, c_prev ? c_prev + j : nullptr,
+                           clip_on, clip);
     if (j < H) {  // the last H % W units, through a zero-padded copy
       const int64_t n = H - j;
       float buf[9][W] = {};
@@ -379,7 +381,8 @@ inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy
         buf[7][l] = c_row[j + l];
         buf[8][l] = c_prev ? c_prev[j + l] : 0.0f;
       }
-      gates_backward_lanes(buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8], clip_on, clip);
+      gates_backward_lanes(buf[0], buf[1], buf[2], buf[3], buf[4], buf[4], buf[5], buf[6], buf[7], buf[8], clip_on,
+                           clip);
       for (int64_t l = 0; l < n; ++l) {
         for (int q = 0; q < 4; ++q) a[q * H + j + l] = buf[q][l];
         dc_carry[j + l] = buf[4][l];
@@ -438,7 +441,7 @@ inline void gates_backward_staged(const BackwardArgs<T>& a, T* dc_carry, const T
     for (int64_t m = n; m % W; ++m)
       for (int q = 0; q < 9; ++q) s[q][m] = 0.0f;
     for (int64_t l = 0; l < n; l += W)
-      gates_backward_lanes(s[0] + l, s[1] + l, s[2] + l, s[3] + l, s[4] + l, s[5] + l, s[6] + l, s[7] + l,
+      gates_backward_lanes(s[0] + l, s[1] + l, s[2] + l, s[3] + l, s[4] + l, s[4] + l, s[5] + l, s[6] + l, s[7] + l,
                            s[8] + l, a.clip_on, a.clip);
     n = 0;
     for (int64_t b = b0; b < b1; ++b) {

@@ -50,7 +50,7 @@ ForwardPlan forward_plan(Dims d, bool cache, bool ids) {
   ForwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), cache, 0, 0, 0, 0};
   const int64_t lw = widest_block<T>(p.Bp);
   int64_t o = 0;
-  p.xl = o;   o += ids ? 0 : d.I * d.T * p.Bp;    // x transposed to (I, T, Bp)
+  p.xl = o;   o += ids ? 0 : d.I * d.T * lw;    // the block's x transposed to (I, T, NL)
   p.hbuf = o; o += (cache ? 1 : 2) * d.H * lw;  // h_t where the history does not keep it
   p.cbuf = o; o += cache ? 0 : d.H * lw;
   p.total = o;
@@ -68,12 +68,6 @@ void to_lanes(T* dst, int64_t fs, const T* src, int64_t bs, int64_t B, int64_t B
       for (int64_t b = 0; b < B; ++b) d[b] = T(0);
     for (int64_t b = B; b < Bp; ++b) d[b] = T(0);
   }
-}
-
-// x (B, T, I) -> (I, T, Bp).
-template <typename T>
-void x_to_lanes(T* xl, const T* x, Dims d, int64_t Bp) {
-  for (int64_t t = 0; t < d.T; ++t) to_lanes(xl + t * Bp, d.T * Bp, x + t * d.I, d.T * d.I, d.B, Bp, d.I);
 }
 
 // Lanes -> batch-first rows: dst[b*bs + f] = src[f*fs + b] for b < B.
@@ -131,10 +125,13 @@ void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const
   const int64_t hist = Tn * Bp;  // row stride of the cache's per-step history
   T* c_hist = a.cs;              // (H, T, Bp), cache only: c_t at slot t
   T* h_hist = a.cs ? a.cs + H * hist : nullptr;  // h_{t-1} at slot t (slot 0: h0)
-  const T* xl = work + p.xl;
+  T* xl = work + p.xl;
   T* hbuf = work + p.hbuf;  // block-local rows of NL lanes
   T* cbuf = work + p.cbuf;
   const int64_t nb = p.B - b0 < 0 ? 0 : (p.B - b0 < NL ? p.B - b0 : NL);  // real lanes of the block (may be 0)
+  if (!a.ids)
+    for (int64_t t = 0; t < Tn; ++t)
+      to_lanes(xl + t * NL, Tn * NL, nb ? a.x + (b0 * Tn + t) * I : nullptr, Tn * I, nb, NL, I);
   if (!p.cache) {  // h0 into the slot step 0 reads, c0 into the running c (zeros when absent)
     to_lanes(hbuf + H * NL, NL, a.h0 && nb ? a.h0 + b0 * H : nullptr, H, nb, NL, H);
     to_lanes(cbuf, NL, a.c0 && nb ? a.c0 + b0 * H : nullptr, H, nb, NL, H);
@@ -181,7 +178,7 @@ void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const
       } else {
         for (int q = 0; q < 4; ++q)
           for (int v = 0; v < NV; ++v) acc[q][v] = V::set1(bias[q * H + j]);
-        accumulate_unit<T, NV>(acc, a.W_ih + j * I, H * I, xl + t * Bp + b0, Tn * Bp, I);
+        accumulate_unit<T, NV>(acc, a.W_ih + j * I, H * I, xl + t * NL, Tn * NL, I);
       }
       // A zero initial state is multiplied too: 0·NaN = NaN must show.
       accumulate_unit<T, NV>(acc, a.W_hh + j * H, H * H, hp, hp_rs, H);
@@ -217,7 +214,6 @@ void forward(const ForwardArgs<T>& a, Dims d) {
   T* bias = work + p.total;
   const int64_t G = 4 * d.H;
   for (int64_t n = 0; n < G; ++n) bias[n] = a.b_ih[n] + a.b_hh[n];
-  if (!a.ids) x_to_lanes(work + p.xl, a.x, d, p.Bp);
   if (p.cache) {  // slot 0 of the histories: h0 (zeros when absent), c0
     const int64_t hist = d.T * p.Bp;
     to_lanes(a.cs + d.H * hist, hist, a.h0, d.H, d.B, p.Bp, d.H);
@@ -242,23 +238,22 @@ void forward(const ForwardArgs<T>& a, Dims d) {
 
 // ------------------------------------------------------------- backward --
 
-// Workspace of the backward: x in lanes (for dW_ih), and per block of lanes
-// the carried dh and dc, c0, one step's dy.
+// Workspace of the backward, per block of lanes: x (for dW_ih) and the
+// carried dh. The carried dc lives in the cache's c history (the slot of
+// c_t is free once step t is done), dy folds into the carried dh, and c0
+// and dc_T are gathered per hidden unit on the stack.
 struct BackwardPlan {
   int64_t B, Tn, I, H, Bp;
-  int64_t xl, dhl, dcl, c0l, dyl, total;
+  int64_t xl, dhl, total;
 };
 
 template <typename T>
 BackwardPlan backward_plan(Dims d, bool ids) {
-  BackwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), 0, 0, 0, 0, 0, 0};
+  BackwardPlan p{d.B, d.T, d.I, d.H, padded_batch(d.B), 0, 0, 0};
   const int64_t lw = widest_block<T>(p.Bp);
   int64_t o = 0;
-  p.xl = o;  o += ids ? 0 : d.I * d.T * p.Bp;
+  p.xl = o;  o += ids ? 0 : d.I * d.T * lw;
   p.dhl = o; o += d.H * lw;
-  p.dcl = o; o += d.H * lw;
-  p.c0l = o; o += d.H * lw;
-  p.dyl = o; o += d.H * lw;
   p.total = o;
   return p;
 }
@@ -269,31 +264,31 @@ int64_t backward_workspace_elems(Dims d, bool ids) {
 }
 
 // Gate backward on n contiguous lanes: same formulas as gates_backward_row.
+// dh already includes dy; dc_in may be null (zero) and dc_out may be c.
 template <typename T>
-inline void gate_math_backward(T* ai, T* af, T* ag, T* ao, T* dc_carry, const T* dh_carry, const T* dy,
-                               const T* c, const T* cp, int64_t n, bool clip_on, T clip) {
+inline void gate_math_backward(T* ai, T* af, T* ag, T* ao, const T* dc_in, T* dc_out, const T* dh, const T* c,
+                               const T* cp, int64_t n, bool clip_on, T clip) {
 #if defined(PYLSTM_VECTOR_MATH)
   if constexpr (std::is_same_v<T, float>) {
     for (int64_t l = 0; l < n; l += Vec<float>::W)
-      gates_backward_lanes(ai + l, af + l, ag + l, ao + l, dc_carry + l, dh_carry + l, dy + l, c + l,
-                           cp ? cp + l : nullptr, clip_on, clip);
+      gates_backward_lanes(ai + l, af + l, ag + l, ao + l, dc_in ? dc_in + l : nullptr, dc_out + l, dh + l,
+                           nullptr, c + l, cp ? cp + l : nullptr, clip_on, clip);
     return;
   }
 #endif
   for (int64_t l = 0; l < n; ++l) {
     const T i = ai[l], f = af[l], g = ag[l], o = ao[l];
     const T tc = k_tanh(c[l]);
-    const T dh = dh_carry[l] + dy[l];
-    const T dc = dc_carry[l] + dh * o * (T(1) - tc * tc);  // through h_t = o⊙tanh(c_t)
+    const T dc = (dc_in ? dc_in[l] : T(0)) + dh[l] * o * (T(1) - tc * tc);  // through h_t = o⊙tanh(c_t)
     T dai = dc * g * (i * (T(1) - i));                    // dL/da_i = dc·g·σ'
     T daf = dc * (cp ? cp[l] : T(0)) * (f * (T(1) - f));  // dL/da_f = dc·c_{t-1}·σ'
     T dag = dc * i * (T(1) - g * g);                      // dL/da_g = dc·i·tanh'
-    T dao = dh * tc * (o * (T(1) - o));                   // dL/da_o = dh·tanh(c_t)·σ'
+    T dao = dh[l] * tc * (o * (T(1) - o));                // dL/da_o = dh·tanh(c_t)·σ'
     if (clip_on) {
       dai = clip_to(dai, clip); daf = clip_to(daf, clip);
       dag = clip_to(dag, clip); dao = clip_to(dao, clip);
     }
-    dc_carry[l] = dc * f;                                 // reaches c_{t-1}
+    dc_out[l] = dc * f;                                   // reaches c_{t-1}
     ai[l] = dai; af[l] = daf; ag[l] = dag; ao[l] = dao;
   }
 }
@@ -319,8 +314,8 @@ inline void transposed_rows(Vec<T> (&acc)[R][NV], const T* w, int64_t ldw, int64
 // Columns [k0, k0+R) of dG_t·W_hh (dh_{t-1}, carried in lanes) or, with
 // to_dx, of dG_t·W_ih (dx_t, written batch-first).
 template <typename T, int R, int NV>
-inline void backward_products(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, bool to_dx, int64_t k0,
-                              int64_t t, int64_t b0) {
+inline void backward_products(const BackwardArgs<T>& a, const BackwardPlan& p, T* dhl, bool to_dx, int64_t k0,
+                              int64_t t, int64_t b0, int64_t nb) {
   using V = Vec<T>;
   constexpr int W = V::W;
   constexpr int64_t NL = NV * W;
@@ -331,75 +326,44 @@ inline void backward_products(const BackwardArgs<T>& a, const BackwardPlan& p, T
   for (int r = 0; r < R; ++r) {
     const int64_t k = k0 + r;
     if (!to_dx) {
-      for (int v = 0; v < NV; ++v) acc[r][v].store(work + p.dhl + k * NL + v * W);
+      for (int v = 0; v < NV; ++v) acc[r][v].store(dhl + k * NL + v * W);
     } else {
       alignas(64) T lanes_out[NL];
       for (int v = 0; v < NV; ++v) acc[r][v].store(lanes_out + v * W);
-      const int64_t nb = (p.B - b0 < NL) ? p.B - b0 : NL;
       for (int64_t l = 0; l < nb; ++l) a.dx[((b0 + l) * p.Tn + t) * p.I + k] = lanes_out[l];
     }
   }
 }
 
-template <typename T, int NV>
-void backward_block(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, int64_t b0) {
-  constexpr int64_t NL = NV * Vec<T>::W;
-  const int64_t Tn = p.Tn, H = p.H, Bp = p.Bp, hist = Tn * Bp;
-  const T* c_hist = a.cs;
-  T* dyl = work + p.dyl;  // block-local rows of NL lanes, like dhl, dcl, c0l
-  T* dhl = work + p.dhl;
-  T* dcl = work + p.dcl;
-  T* c0l = work + p.c0l;
-  const int64_t nb = p.B - b0 < 0 ? 0 : (p.B - b0 < NL ? p.B - b0 : NL);  // real lanes of the block (may be 0)
-  to_lanes(dhl, NL, a.dh_T && nb ? a.dh_T + b0 * H : nullptr, H, nb, NL, H);  // null: zeros
-  to_lanes(dcl, NL, a.dc_T && nb ? a.dc_T + b0 * H : nullptr, H, nb, NL, H);
-  if (a.c0) to_lanes(c0l, NL, nb ? a.c0 + b0 * H : nullptr, H, nb, NL, H);
-  for (int64_t t = Tn - 1; t >= 0; --t) {
-    for (int64_t j = 0; j < H; ++j) {  // dy_t of this block's lanes
-      T* d = dyl + j * NL;
-      for (int64_t l = 0; l < NL; ++l) d[l] = (a.dy && l < nb) ? a.dy[((b0 + l) * Tn + t) * H + j] : T(0);
-    }
-    for (int64_t j = 0; j < H; ++j) {
-      T* g = a.gates + j * hist + t * Bp + b0;
-      const T* c = c_hist + j * hist + t * Bp + b0;
-      const T* cp = t ? c - Bp : (a.c0 ? c0l + j * NL : nullptr);
-      gate_math_backward<T>(g, g + H * hist, g + 2 * H * hist, g + 3 * H * hist, dcl + j * NL, dhl + j * NL,
-                            dyl + j * NL, c, cp, NL, a.clip_on, a.clip);
-    }
-    for (int pass = 0; pass < (a.dx ? 2 : 1); ++pass) {
-      const bool to_dx = pass == 1;
-      const int64_t cols = to_dx ? p.I : H;
-      int64_t k0 = 0;
-      for (; k0 + 4 <= cols; k0 += 4) backward_products<T, 4, NV>(a, p, work, to_dx, k0, t, b0);
-      for (; k0 < cols; ++k0) backward_products<T, 1, NV>(a, p, work, to_dx, k0, t, b0);
-    }
-  }
-  if (nb > 0) {
-    from_lanes(a.dh0 + b0 * H, H, dhl, NL, nb, H);
-    from_lanes(a.dc0 + b0 * H, H, dcl, NL, nb, H);
-  }
-}
+// C[m*ldc + n] += Σ_s Σ_k A[m*lda + s*a_seg + k] · Bm[n*ldb + s*b_seg + k]
+// over segs segments of len values (a multiple of W) each.
+struct Segments {
+  int64_t segs, len, a_seg, b_seg;
+};
 
-// C[m*ldc + n] += Σ_k A[m*lda + k] · Bm[n*ldb + k], k < K (a multiple of W).
 template <typename T, int MB, int NB>
-inline void reduce_nt_block(T* C, int64_t ldc, const T* A, int64_t lda, const T* Bm, int64_t ldb, int64_t K) {
+inline void reduce_nt_block(T* C, int64_t ldc, const T* A, int64_t lda, const T* Bm, int64_t ldb, Segments sg) {
   using V = Vec<T>;
   constexpr int W = V::W;
   V acc[MB][NB];
   for (int i = 0; i < MB; ++i)
     for (int j = 0; j < NB; ++j) acc[i][j] = V::zero();
-  for (int64_t k = 0; k < K; k += W) {
-    V x[MB], y[NB];
-    for (int i = 0; i < MB; ++i) x[i] = V::load(A + i * lda + k);
-    for (int j = 0; j < NB; ++j) y[j] = V::load(Bm + j * ldb + k);
-    for (int i = 0; i < MB; ++i)
-      for (int j = 0; j < NB; ++j) acc[i][j] = V::fma(x[i], y[j], acc[i][j]);
+  for (int64_t s = 0; s < sg.segs; ++s) {
+    const T* As = A + s * sg.a_seg;
+    const T* Bs = Bm + s * sg.b_seg;
+    for (int64_t k = 0; k < sg.len; k += W) {
+      V x[MB], y[NB];
+      for (int i = 0; i < MB; ++i) x[i] = V::load(As + i * lda + k);
+      for (int j = 0; j < NB; ++j) y[j] = V::load(Bs + j * ldb + k);
+      for (int i = 0; i < MB; ++i)
+        for (int j = 0; j < NB; ++j) acc[i][j] = V::fma(x[i], y[j], acc[i][j]);
+    }
   }
   for (int i = 0; i < MB; ++i) {
     if constexpr (NB == 4) {
-      T s[4];
-      sum4<T>(acc[i][0], acc[i][1], acc[i][2], acc[i][3], s);
-      for (int j = 0; j < 4; ++j) C[i * ldc + j] += s[j];
+      T s4[4];
+      sum4<T>(acc[i][0], acc[i][1], acc[i][2], acc[i][3], s4);
+      for (int j = 0; j < 4; ++j) C[i * ldc + j] += s4[j];
     } else {
       for (int j = 0; j < NB; ++j) C[i * ldc + j] += acc[i][j].sum();
     }
@@ -408,17 +372,81 @@ inline void reduce_nt_block(T* C, int64_t ldc, const T* A, int64_t lda, const T*
 
 template <typename T>
 void reduce_nt(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t lda, const T* Bm, int64_t ldb,
-               int64_t K) {
+               Segments sg) {
   int64_t m = 0;
   for (; m + 4 <= M; m += 4) {
     int64_t n = 0;
-    for (; n + 4 <= N; n += 4) reduce_nt_block<T, 4, 4>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, K);
-    for (; n < N; ++n) reduce_nt_block<T, 4, 1>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, K);
+    for (; n + 4 <= N; n += 4) reduce_nt_block<T, 4, 4>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, sg);
+    for (; n < N; ++n) reduce_nt_block<T, 4, 1>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, sg);
   }
   for (; m < M; ++m) {
     int64_t n = 0;
-    for (; n + 4 <= N; n += 4) reduce_nt_block<T, 1, 4>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, K);
-    for (; n < N; ++n) reduce_nt_block<T, 1, 1>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, K);
+    for (; n + 4 <= N; n += 4) reduce_nt_block<T, 1, 4>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, sg);
+    for (; n < N; ++n) reduce_nt_block<T, 1, 1>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, sg);
+  }
+}
+
+// One block of NV·W lanes starting at lane b0, through all T steps in reverse,
+// then its share of dW_ih (x of the block gathered in lanes).
+template <typename T, int NV>
+void backward_block(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, int64_t b0) {
+  constexpr int64_t NL = NV * Vec<T>::W;
+  const int64_t Tn = p.Tn, I = p.I, H = p.H, G = 4 * H, Bp = p.Bp, hist = Tn * Bp;
+  T* c_hist = a.cs;
+  T* dhl = work + p.dhl;  // block-local rows of NL lanes
+  const int64_t nb = p.B - b0 < 0 ? 0 : (p.B - b0 < NL ? p.B - b0 : NL);  // real lanes of the block (may be 0)
+  to_lanes(dhl, NL, a.dh_T && nb ? a.dh_T + b0 * H : nullptr, H, nb, NL, H);  // null: zeros
+  alignas(64) T dc_T[NL], c0[NL];
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    if (a.dy)  // dy_t joins the carried dh: the gate math reads their sum
+      for (int64_t l = 0; l < nb; ++l) {
+        const T* row = a.dy + ((b0 + l) * Tn + t) * H;
+        for (int64_t j = 0; j < H; ++j) dhl[j * NL + l] += row[j];
+      }
+    for (int64_t j = 0; j < H; ++j) {
+      T* g = a.gates + j * hist + t * Bp + b0;
+      T* c = c_hist + j * hist + t * Bp + b0;  // c_t in, then the dc carried to step t-1 out
+      const T* dc_in = c + Bp;                 // what step t+1 left in c_{t+1}'s slot
+      if (t == Tn - 1) {
+        dc_in = a.dc_T ? dc_T : nullptr;
+        if (a.dc_T) to_lanes(dc_T, NL, nb ? a.dc_T + b0 * H + j : nullptr, H, nb, NL, 1);
+      }
+      const T* cp = c - Bp;
+      if (t == 0) {
+        cp = a.c0 ? c0 : nullptr;
+        if (a.c0) to_lanes(c0, NL, nb ? a.c0 + b0 * H + j : nullptr, H, nb, NL, 1);
+      }
+      gate_math_backward<T>(g, g + H * hist, g + 2 * H * hist, g + 3 * H * hist, dc_in, c, dhl + j * NL, c, cp, NL,
+                            a.clip_on, a.clip);
+    }
+    for (int pass = 0; pass < (a.dx ? 2 : 1); ++pass) {
+      const bool to_dx = pass == 1;
+      const int64_t cols = to_dx ? I : H;
+      int64_t k0 = 0;
+      for (; k0 + 4 <= cols; k0 += 4) backward_products<T, 4, NV>(a, p, dhl, to_dx, k0, t, b0, nb);
+      for (; k0 < cols; ++k0) backward_products<T, 1, NV>(a, p, dhl, to_dx, k0, t, b0, nb);
+    }
+  }
+  if (nb > 0) {
+    from_lanes(a.dh0 + b0 * H, H, dhl, NL, nb, H);
+    from_lanes(a.dc0 + b0 * H, H, c_hist + b0, hist, nb, H);  // slot 0 ends with the dc reaching c0
+  }
+  // Padding lanes hold values computed from zero inputs (NaN where a weight
+  // is ±Inf): zero them before any sum over lanes. (The forward zeroed them
+  // in the h history.)
+  for (int64_t n = 0; n < G; ++n)
+    for (int64_t t = 0; t < Tn; ++t)
+      for (int64_t l = nb; l < NL; ++l) a.gates[n * hist + t * Bp + b0 + l] = T(0);
+  if (a.ids) {
+    for (int64_t n = 0; n < G; ++n)
+      for (int64_t t = 0; t < Tn; ++t)
+        for (int64_t l = 0; l < nb; ++l)
+          a.dW_ih[n * I + a.ids[(b0 + l) * Tn + t]] += a.gates[n * hist + t * Bp + b0 + l];
+  } else {  // dW_ih += Σ_(t, lanes of the block) dG · x
+    T* xl = work + p.xl;  // (I, T, NL)
+    for (int64_t t = 0; t < Tn; ++t)
+      to_lanes(xl + t * NL, Tn * NL, nb ? a.x + (b0 * Tn + t) * I : nullptr, Tn * I, nb, NL, I);
+    reduce_nt(a.dW_ih, I, G, I, a.gates + b0, hist, xl, Tn * NL, Segments{Tn, NL, Bp, NL});
   }
 }
 
@@ -426,7 +454,7 @@ template <typename T>
 void backward(const BackwardArgs<T>& a, Dims d) {
   const BackwardPlan p = backward_plan<T>(d, a.ids != nullptr);
   T* work = a.work;
-  const int64_t B = d.B, Tn = d.T, I = d.I, H = d.H, G = 4 * H, Bp = p.Bp, hist = Tn * Bp;
+  const int64_t Tn = d.T, H = d.H, G = 4 * H, Bp = p.Bp, hist = Tn * Bp;
 
   constexpr int NV = block_vectors<T>();
   constexpr int64_t NL = block_lanes<T>();
@@ -439,15 +467,8 @@ void backward(const BackwardArgs<T>& a, Dims d) {
     default: backward_block<T, 3>(a, p, work, b0); break;
   }
 
-  // Padding lanes hold values computed from zero inputs (NaN where a weight
-  // is ±Inf): zero them before the sums over lanes.
-  // (The forward zeroed them in the h history.)
-  T* gates = a.gates;
-  const T* h_hist = a.cs + H * hist;
-  for (int64_t n = 0; n < G; ++n)
-    for (int64_t t = 0; t < Tn; ++t)
-      for (int64_t b = B; b < Bp; ++b) gates[n * hist + t * Bp + b] = T(0);
   // db = Σ_(t,b) dG
+  const T* gates = a.gates;
   for (int64_t n = 0; n < G; ++n) {
     using V = Vec<T>;
     V s = V::zero();
@@ -455,15 +476,8 @@ void backward(const BackwardArgs<T>& a, Dims d) {
     a.db[n] += s.sum();
   }
   // dW_hh = Σ_t dG_t · h_{t-1}ᵀ (the history keeps h_{t-1} at slot t: one product).
-  reduce_nt(a.dW_hh, H, G, H, gates, hist, h_hist, hist, hist);
-  if (a.ids) {
-    for (int64_t n = 0; n < G; ++n)
-      for (int64_t t = 0; t < Tn; ++t)
-        for (int64_t b = 0; b < B; ++b) a.dW_ih[n * I + a.ids[b * Tn + t]] += gates[n * hist + t * Bp + b];
-  } else {
-    x_to_lanes(work + p.xl, a.x, d, Bp);
-    reduce_nt(a.dW_ih, I, G, I, gates, hist, work + p.xl, hist, hist);
-  }
+  const T* h_hist = a.cs + H * hist;
+  reduce_nt(a.dW_hh, H, G, H, gates, hist, h_hist, hist, Segments{1, hist, 0, 0});
 }
 
 }  // namespace lanes
