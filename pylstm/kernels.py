@@ -435,12 +435,15 @@ def lstm_backward(cache, dy, dh_T=None, dc_T=None, clip=None, num_threads=None) 
             f"got {type(cache).__name__}"
         )
     nthreads = resolve_num_threads(num_threads)
-    clip_value = _clip(clip)
+    clip_value = 0.0 if clip is None else _clip(clip)
     B, T, H = cache.y.shape
-    dt = cache.dtype
-    dy = _incoming_grad("dy", dy, (B, T, H), "(B, T, H)", dt)
-    dh_T = _incoming_grad("dh_T", dh_T, (B, H), "(B, H)", dt)
-    dc_T = _incoming_grad("dc_T", dc_T, (B, H), "(B, H)", dt)
+    dt = cache.W_hh.dtype
+    if not (type(dy) is np.ndarray and dy.dtype == dt and dy.shape == (B, T, H) and dy.flags.c_contiguous):
+        dy = _incoming_grad("dy", dy, (B, T, H), "(B, T, H)", dt)
+    if dh_T is not None:
+        dh_T = _incoming_grad("dh_T", dh_T, (B, H), "(B, H)", dt)
+    if dc_T is not None:
+        dc_T = _incoming_grad("dc_T", dc_T, (B, H), "(B, H)", dt)
     with _claim_lock:  # check and mark in one step: two threads never run backward on one cache
         if cache.used:
             raise RuntimeError("this cache was already used by lstm_backward (a cache serves one backward pass); "
@@ -455,6 +458,10 @@ def lstm_backward(cache, dy, dh_T=None, dc_T=None, clip=None, num_threads=None) 
 
 def lstm_step(x_t, W_ih, W_hh, b_ih, b_hh, h=None, c=None, num_threads=None):
     """One LSTM timestep: x_t (B, I), state h, c (B, H) or None -> new (h, c)."""
+    if type(x_t) is np.ndarray and type(W_hh) is np.ndarray and x_t.dtype == W_hh.dtype and x_t.ndim == 2:
+        done = _forward_as_given(x_t[:, None, :], W_ih, W_hh, b_ih, b_hh, h, c, False, num_threads)
+        if done is not None:
+            return done[1], done[2]
     W_ih, W_hh, b_ih, b_hh = _weights(W_ih, W_hh, b_ih, b_hh)
     x_t = x_t if isinstance(x_t, np.ndarray) else np.asarray(x_t)
     if x_t.dtype.kind not in "biuf":
