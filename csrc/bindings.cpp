@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <initializer_list>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -48,36 +49,38 @@ bool has_dtype(const py::array& arr) {
 }
 
 // `obj` must be a C-contiguous array of exactly dtype T and shape `shape`.
+// The result refers to the caller's own array (no copy, no conversion): its
+// data stays valid for the call, since the caller holds the argument. (The
+// shape is compared in place: no allocation on the success path.)
 template <typename T>
-py::array_t<T> require(const py::object& obj, const char* name, const std::vector<int64_t>& shape) {
+py::array_t<T> require(const py::object& obj, const char* name, std::initializer_list<int64_t> shape) {
   py::array arr = as_array(obj, name);
   if (!has_dtype<T>(arr))
     throw py::type_error(std::string(name) + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
                          ", got " + std::string(py::str(arr.dtype())));
   if (!(arr.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + " must be C-contiguous");
-  std::vector<int64_t> got(arr.shape(), arr.shape() + arr.ndim());
-  if (got != shape)
-    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " + shape_str(got));
+  bool same = static_cast<size_t>(arr.ndim()) == shape.size();
+  for (size_t i = 0; same && i < shape.size(); ++i) same = arr.shape(i) == shape.begin()[i];
+  if (!same) {
+    const std::vector<int64_t> want(shape), got(arr.shape(), arr.shape() + arr.ndim());
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(want) + ", got " + shape_str(got));
+  }
   return py::reinterpret_borrow<py::array_t<T>>(arr);
 }
 
 template <typename T>
-const T* optional_ptr(const py::object& obj, const char* name, const std::vector<int64_t>& shape,
-                      std::vector<py::array_t<T>>& keep) {
+const T* optional_ptr(const py::object& obj, const char* name, std::initializer_list<int64_t> shape) {
   if (obj.is_none()) return nullptr;
-  keep.push_back(require<T>(obj, name, shape));
-  return keep.back().data();
+  return require<T>(obj, name, shape).data();
 }
 
-const int64_t* ids_ptr(const py::object& obj, Dims d, std::vector<py::array_t<int64_t>>& keep) {
+const int64_t* ids_ptr(const py::object& obj, Dims d) {
   if (obj.is_none()) return nullptr;
-  auto ids = require<int64_t>(obj, "ids", {d.B, d.T});
-  const int64_t* p = ids.data();
+  const int64_t* p = require<int64_t>(obj, "ids", {d.B, d.T}).data();
   for (int64_t r = 0; r < d.B * d.T; ++r)
     if (p[r] < 0 || p[r] >= d.I)
       throw py::value_error("ids must lie in [0, " + std::to_string(d.I) + "), found " + std::to_string(p[r]));
-  keep.push_back(ids);
   return p;
 }
 
@@ -103,16 +106,14 @@ py::tuple forward_impl(const std::string& isa, const py::object& x, const py::ob
   if (wih.ndim() != 2 || whh.ndim() != 2) throw py::value_error("W_ih and W_hh must be 2-D");
   const int64_t I = wih.shape(1), H = whh.shape(1);
   const Dims d = checked_dims(B, Tn, I, H);
-  std::vector<py::array_t<T>> keep;
-  std::vector<py::array_t<int64_t>> keep_ids;
   pylstm::ForwardArgs<T> a;
   a.W_ih = require<T>(W_ih, "W_ih", {4 * H, I}).data();
   a.W_hh = require<T>(W_hh, "W_hh", {4 * H, H}).data();
   a.b_ih = require<T>(b_ih, "b_ih", {4 * H}).data();
   a.b_hh = require<T>(b_hh, "b_hh", {4 * H}).data();
-  a.h0 = optional_ptr<T>(h0, "h0", {B, H}, keep);
-  a.c0 = optional_ptr<T>(c0, "c0", {B, H}, keep);
-  a.ids = ids_ptr(ids, d, keep_ids);
+  a.h0 = optional_ptr<T>(h0, "h0", {B, H});
+  a.c0 = optional_ptr<T>(c0, "c0", {B, H});
+  a.ids = ids_ptr(ids, d);
   a.x = a.ids ? nullptr : require<T>(x, "x", {B, Tn, I}).data();
   if (!a.ids && x.is_none()) throw py::value_error("one of x and ids is required");
 
@@ -152,8 +153,6 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
   if (yarr.ndim() != 3 || wih.ndim() != 2) throw py::value_error("malformed cache");
   const int64_t B = yarr.shape(0), Tn = yarr.shape(1), H = yarr.shape(2), I = wih.shape(1);
   const Dims d = checked_dims(B, Tn, I, H);
-  std::vector<py::array_t<T>> keep;
-  std::vector<py::array_t<int64_t>> keep_ids;
   pylstm::BackwardArgs<T> a;
   auto gates_arr = require<T>(gates, "cache gates", {pylstm::cache_gates_elems(d)});
   if (!gates_arr.writeable()) throw py::value_error("cache gates must be writeable");
@@ -164,13 +163,13 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
   a.y = require<T>(y, "cache y", {B, Tn, H}).data();
   a.W_ih = require<T>(W_ih, "W_ih", {4 * H, I}).data();
   a.W_hh = require<T>(W_hh, "W_hh", {4 * H, H}).data();
-  a.h0 = optional_ptr<T>(h0, "h0", {B, H}, keep);
-  a.c0 = optional_ptr<T>(c0, "c0", {B, H}, keep);
-  a.ids = ids_ptr(ids, d, keep_ids);
+  a.h0 = optional_ptr<T>(h0, "h0", {B, H});
+  a.c0 = optional_ptr<T>(c0, "c0", {B, H});
+  a.ids = ids_ptr(ids, d);
   a.x = a.ids ? nullptr : require<T>(x, "x", {B, Tn, I}).data();
-  a.dy = optional_ptr<T>(dy, "dy", {B, Tn, H}, keep);
-  a.dh_T = optional_ptr<T>(dh_T, "dh_T", {B, H}, keep);
-  a.dc_T = optional_ptr<T>(dc_T, "dc_T", {B, H}, keep);
+  a.dy = optional_ptr<T>(dy, "dy", {B, Tn, H});
+  a.dh_T = optional_ptr<T>(dh_T, "dh_T", {B, H});
+  a.dc_T = optional_ptr<T>(dc_T, "dc_T", {B, H});
   a.clip_on = clip > 0;  // a clip below T's smallest value rounds to 0: everything clips to 0
   a.clip = static_cast<T>(clip > 0 ? clip : 0);
 
