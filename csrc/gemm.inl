@@ -223,12 +223,73 @@ void zero_rows(T* C, int64_t ldc, int64_t M, int64_t N) {
     for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = T(0);
 }
 
+// Rows first, for products with many rows: C (+)= A · B over the K blocks
+// [k0, k0 + klen), all already packed in `bgroup` (block pc at (pc-k0)·Npad,
+// as pack_b_full lays them out). A task is one row block of C (MC rows) and a
+// range of its column panels; it runs every K block of the group before the
+// next task, so that part of C stays in L2 across the blocks instead of being
+// read back from memory once per block. Each element's sum still runs over
+// the K blocks in order, so the result does not depend on the split.
+template <typename T, int NV>
+void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs,
+                        int64_t k0, int64_t klen, const T* bgroup, bool accumulate, APack<T> apack,
+                        const T* bias) {
+  constexpr int MR = Tile<T>::MR, NR = NV * Vec<T>::W;
+  const int64_t Np = padded_cols<T>(N), nj = Np / NR, nic = (M + MC - 1) / MC;
+  // Column ranges per row block: a rule of the shape only (never of the
+  // team), giving a small team enough tasks when row blocks are few.
+  // and at most ~16 panels per task, so the task's part of C fits in L2.
+  int64_t want = (8 + nic - 1) / nic;
+  if (want < (nj + 15) / 16) want = (nj + 15) / 16;
+  const int64_t nsplit = want < nj ? want : nj;
+  const int64_t per = (nj + nsplit - 1) / nsplit;
+  T* mine = apack.base + static_cast<int64_t>(thread_index()) * apack.stride;
+#pragma omp for schedule(static)
+  for (int64_t task = 0; task < nic * nsplit; ++task) {
+    const int64_t ic = task / nsplit, j0 = (task % nsplit) * per;
+    const int64_t j1 = (j0 + per < nj) ? j0 + per : nj;
+    const int64_t m0 = ic * MC, mc = (M - m0 < MC) ? M - m0 : MC;
+    for (int64_t pc = k0; pc < k0 + klen; pc += KC) {
+      const int64_t kc = (k0 + klen - pc < KC) ? k0 + klen - pc : KC;
+      const T* bblock = bgroup + (pc - k0) * Np;
+      const bool acc = accumulate || pc > k0;
+      const T* bias_here = (pc == k0 && !accumulate) ? bias : nullptr;
+      pack_a_block(mine, A, a_rs, a_cs, m0, mc, pc, kc);
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t n0 = j * NR, nr = (N - n0 < NR) ? N - n0 : NR;
+        for (int64_t i = 0; i < mc; i += MR)
+          micro_tile<T, NV>(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr, mine + i * kc,
+                            bblock + j * kc * NR, kc, acc, bias_here ? bias_here + n0 : nullptr);
+      }
+    }
+  }  // barrier
+}
+
+template <typename T>
+void gemm_rows_first(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t k0,
+                     int64_t klen, const T* bgroup, bool accumulate, APack<T> apack, const T* bias) {
+  if (panel_width<T>(N) == Tile<T>::NR)
+    gemm_rows_first_nv<T, Tile<T>::NV>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias);
+  else if (panel_width<T>(N) == 3 * Vec<T>::W)
+    gemm_rows_first_nv<T, 3>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias);
+  else
+    gemm_rows_first_nv<T, 1>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias);
+}
+
+// Whether a product goes rows first: more than one row block and more than
+// one K block (with a single block, C is never read back).
+inline bool rows_first(int64_t M, int64_t K) { return M > MC && K > KC; }
+
 // C (M×N, row stride ldc) (+)= A · B with A(m, k) = A[m*a_rs + k*a_cs] and
 // B already packed (pack_b_full). accumulate=false overwrites C.
 template <typename T>
 void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs,
                     int64_t a_cs, const T* Bpacked, bool accumulate, APack<T> apack) {
   if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);
+  if (rows_first(M, K)) {
+    gemm_rows_first(C, ldc, M, N, A, a_rs, a_cs, 0, K, Bpacked, accumulate, apack, static_cast<const T*>(nullptr));
+    return;
+  }
   const int64_t Np = padded_cols<T>(N);
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;
@@ -237,13 +298,27 @@ void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T*
   }
 }
 
-// Same product with B packed block by block into `bpack` (KC × Npad elements).
+// The same product with B packed into `bpack` on the way. `bcap` elements of
+// it (0: one block, KC × Npad) hold as many K blocks as fit: with room for
+// two or more, a large product packs a group of blocks and runs it rows first.
 // With accumulate=false, a non-null `bias` (Npad values) is added to every
 // row of C in the same pass (C = bias + A·B).
 template <typename T, typename BOp>
 void gemm(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-          const BOp& B, bool accumulate, T* bpack, APack<T> apack, const T* bias = nullptr) {
+          const BOp& B, bool accumulate, T* bpack, APack<T> apack, const T* bias = nullptr, int64_t bcap = 0) {
   if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);  // (K >= 1 whenever a bias is given)
+  const int64_t Np = padded_cols<T>(N);
+  const int64_t group = bcap / (KC * Np) * KC;  // K rows per packed group
+  if (rows_first(M, K) && group >= 2 * KC) {
+    for (int64_t k0 = 0; k0 < K; k0 += group) {
+      const int64_t klen = (K - k0 < group) ? K - k0 : group;
+      for (int64_t pc = k0; pc < k0 + klen; pc += KC)  // each ends in a barrier
+        pack_b_block(bpack + (pc - k0) * Np, B, pc, (k0 + klen - pc < KC) ? k0 + klen - pc : KC, N);
+      gemm_rows_first(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bpack, accumulate || k0 > 0, apack,
+                      (k0 == 0 && !accumulate) ? bias : nullptr);
+    }
+    return;
+  }
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;
     pack_b_block(bpack, B, pc, kc, N);  // ends in a barrier

@@ -215,7 +215,10 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
     }
     if (!a.ids) gemm_few_rows<T>(a.gates, G, rows, G, I, a.x, I, a.W_ih, I, true);
   } else {
-    gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, false, bpack, apack, bias);
+    // W_hh is not packed yet: its room and the block's (adjacent) hold a
+    // group of W_ihᵀ blocks for a rows-first product.
+    gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, false, wpack, apack, bias,
+            w.wpack + w.bpack);
   }
   // A zero initial state contributes 0·W_hh, which IEEE makes NaN wherever a
   // row of W_hh holds NaN or ±Inf: skipping that product must not hide them.
@@ -508,8 +511,13 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
       for (int64_t n = n0; n < n1; ++n) a.db[n] += g[n];
     }
   }
+  // The packed W_hh is done with: its room and the block's (adjacent) hold
+  // groups of B blocks for the rows-first products below.
+  T* bgroup = wpack;
+  const int64_t bcap = w.wpack + w.bpack;
   // dW_hh += dGᵀ · h_{t-1}   (A(m, k) = dG[k, m])
-  gemm<T>(a.dW_hh, H, G, H, rows, a.gates, 1, G, PrevHidden<T>{a.y, a.h0, Tn, H}, true, bpack, apack);
+  gemm<T>(a.dW_hh, H, G, H, rows, a.gates, 1, G, PrevHidden<T>{a.y, a.h0, Tn, H}, true, bgroup, apack, nullptr,
+          bcap);
   if (a.ids) {
     // dW_ih[:, id] += dG row: a scatter, rows of dW_ih split over threads.
 #pragma omp for schedule(static)
@@ -523,8 +531,8 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
     }
   } else {
     // dW_ih += dGᵀ · X ;  dx = dG · W_ih
-    gemm<T>(a.dW_ih, I, G, I, rows, a.gates, 1, G, Strided<T>{a.x, I, 1}, true, bpack, apack);
-    gemm<T>(a.dx, I, rows, I, G, a.gates, G, 1, Strided<T>{a.W_ih, I, 1}, false, bpack, apack);
+    gemm<T>(a.dW_ih, I, G, I, rows, a.gates, 1, G, Strided<T>{a.x, I, 1}, true, bgroup, apack, nullptr, bcap);
+    gemm<T>(a.dx, I, rows, I, G, a.gates, G, 1, Strided<T>{a.W_ih, I, 1}, false, bgroup, apack, nullptr, bcap);
   }
 }
 

@@ -66,13 +66,16 @@ def _shape_id(s) -> str:
 # enough work per step for the kernel to really use 2 threads (asserted below).
 SHAPES = [(1, 1, 1, 1), (3, 4, 7, 3), (2, 3, 3, 17), (4, 2, 17, 33), (1, 5, 33, 7), (5, 3, 1, 33), (20, 3, 5, 127)]
 THREADED_SHAPE = (26, 4, 24, 129)  # B, T, I, H: past the threading threshold for 3 threads
+# B·T above the GEMM's row block (144) and I, 4H above its depth block (256): the large
+# products' rows-first path, split over 3 threads.
+THREADED_LARGE_SHAPE = (40, 5, 300, 129)
 
 
 def test_threaded_shapes_really_use_threads():
     B, T, I, H = SHAPES[-1]
     assert _core.team_size(B, T, I, H, 2) == 2
-    B, T, I, H = THREADED_SHAPE
-    assert _core.team_size(B, T, I, H, 3) == 3
+    for B, T, I, H in (THREADED_SHAPE, THREADED_LARGE_SHAPE):
+        assert _core.team_size(B, T, I, H, 3) == 3
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
@@ -141,13 +144,14 @@ THREAD_VARIANTS = {
 }
 
 
+@pytest.mark.parametrize("shape", [THREADED_SHAPE, THREADED_LARGE_SHAPE], ids=_shape_id)
 @pytest.mark.parametrize("variant", list(THREAD_VARIANTS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_threads_bit_identical(isa, dtype, variant, make_problem):
-    # THREADED_SHAPE really runs 3 threads (test_threaded_shapes_really_use_threads).  Work is
+def test_threads_bit_identical(isa, dtype, variant, shape, make_problem):
+    # Both shapes really run 3 threads (test_threaded_shapes_really_use_threads).  Work is
     # split without atomics (weight gradients by rows), so bits must agree.
     opts = THREAD_VARIANTS[variant]
-    p = make_problem(*THREADED_SHAPE, V=50 if opts.get("ids") else None, scale=2.0, dtype=dtype)
+    p = make_problem(*shape, V=50 if opts.get("ids") else None, scale=2.0, dtype=dtype)
     runs = {n: _run(kernels, p, dtype, num_threads=n, **opts) for n in (1, 2, 3, 1)}
     base = runs[1]
     for n, out in runs.items():
