@@ -119,6 +119,17 @@ void pack_a_block(T* dst, const T* A, int64_t a_rs, int64_t a_cs, int64_t m0, in
     const int64_t mr = (mc - i < MR) ? mc - i : MR;
     const T* a = A + (m0 + i) * a_rs + k0 * a_cs;
     if (a_cs == 1) {
+#if defined(PYLSTM_ISA_AVX512)
+      if constexpr (std::is_same_v<T, float> && MR == 8) {
+        if (mr == MR) {  // full panels: 16 steps of k at a time through an 8×16 transpose
+          int64_t k = 0;
+          for (; k + 16 <= kc; k += 16) transpose_8x16(a + k, a_rs, out + k * MR);
+          for (int64_t r = 0; r < MR; ++r)
+            for (int64_t kk = k; kk < kc; ++kk) out[kk * MR + r] = a[r * a_rs + kk];
+          continue;
+        }
+      }
+#endif
       for (int64_t r = 0; r < mr; ++r)
         for (int64_t k = 0; k < kc; ++k) out[k * MR + r] = a[r * a_rs + k];
     } else {
@@ -281,20 +292,22 @@ void gemm_rows_first(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_
 inline bool rows_first(int64_t M, int64_t K) { return M > MC && K > KC; }
 
 // C (M×N, row stride ldc) (+)= A · B with A(m, k) = A[m*a_rs + k*a_cs] and
-// B already packed (pack_b_full). accumulate=false overwrites C.
+// B already packed (pack_b_full). accumulate=false overwrites C, adding a
+// non-null `bias` (Npad values) to every row (C = bias + A·B; K >= 1).
 template <typename T>
 void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs,
-                    int64_t a_cs, const T* Bpacked, bool accumulate, APack<T> apack) {
+                    int64_t a_cs, const T* Bpacked, bool accumulate, APack<T> apack, const T* bias = nullptr) {
   if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);
+  if (accumulate) bias = nullptr;
   if (rows_first(M, K)) {
-    gemm_rows_first(C, ldc, M, N, A, a_rs, a_cs, 0, K, Bpacked, accumulate, apack, static_cast<const T*>(nullptr));
+    gemm_rows_first(C, ldc, M, N, A, a_rs, a_cs, 0, K, Bpacked, accumulate, apack, bias);
     return;
   }
   const int64_t Np = padded_cols<T>(N);
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;
     gemm_block(C, ldc, M, N, A, a_rs, a_cs, pc, kc, Bpacked + pc * Np, accumulate || pc > 0, apack,
-               static_cast<const T*>(nullptr));
+               pc == 0 ? bias : nullptr);
   }
 }
 

@@ -188,6 +188,38 @@ inline void gates_forward_staged(const ForwardArgs<T>& a, const Cell& cell, int6
   (void)a; (void)cell; (void)b0; (void)b1; (void)t; (void)Tn; (void)H;
 }
 
+// Inference with an input (not ids): the input projection runs step by step
+// (C_t = bias + x_t·W_ihᵀ, then += h_{t-1}·W_hhᵀ) into one step's buffer,
+// instead of for all steps at once into the whole gates array. No cache is
+// kept, so the gates array is free room: the packed W_ihᵀ and the step's
+// buffer go at its start, and the rest of it is never touched (no page
+// faults, no pass of the whole array through memory). Needs the room, and
+// rows for the packed products; small H keeps its staged gate math.
+template <typename T>
+inline bool forward_stepwise(const ForwardArgs<T>& a, Dims d) {
+  const int64_t G = 4 * d.H;
+  return a.cs == nullptr && a.ids == nullptr && !few_rows(d.B) && !use_staging<T>(d.H) &&
+         d.I * padded_cols<T>(G) + d.B * G <= d.B * d.T * G;
+}
+
+// A zero initial state contributes 0·W_hh, which IEEE makes NaN wherever a
+// row of W_hh holds NaN or ±Inf: skipping that product must not hide them.
+// g0: the first step's pre-activations, batch row b at g0 + b*ld.
+template <typename T>
+void poison_zero_state_rows(T* g0, int64_t ld, const T* W_hh, int64_t B, int64_t H) {
+#pragma omp for schedule(static)
+  for (int64_t n = 0; n < 4 * H; ++n) {
+    const T* w = W_hh + n * H;
+    bool finite = true;
+    for (int64_t k = 0; k < H; ++k) {
+      const T d = w[k] - w[k];  // 0 for finite values, NaN for NaN and ±Inf
+      finite = finite && d == d;
+    }
+    if (!finite)
+      for (int64_t b = 0; b < B; ++b) g0[b * ld + n] += std::numeric_limits<T>::quiet_NaN();
+  }
+}
+
 template <typename T>
 void forward_team(const ForwardArgs<T>& a, Dims d) {
   const int64_t B = d.B, Tn = d.T, I = d.I, H = d.H, G = 4 * H;
@@ -198,11 +230,18 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   T* bias = bpack + w.bpack;
   T* cstate = bias + w.bias;
   const APack<T> apack{cstate + w.cstate, forward_apack_stride<T>(d)};
+  const bool stepwise = forward_stepwise<T>(a, d);
+  T* wihpack = a.gates;                                 // stepwise: W_ihᵀ packed (I × Gpad)
+  T* stepbuf = a.gates + I * padded_cols<T>(G);         // stepwise: one step's B × 4H
+  const int64_t gld = stepwise ? G : Tn * G;            // row stride of one step's gates
 
-  // 1. gates = x·W_ihᵀ + (b_ih + b_hh) for every step at once.
+  // 1. gates = x·W_ihᵀ + (b_ih + b_hh) for every step at once (stepwise:
+  // W_ihᵀ packed, the products come in the time loop).
 #pragma omp for schedule(static)
   for (int64_t n = 0; n < padded_cols<T>(G); ++n) bias[n] = n < G ? a.b_ih[n] + a.b_hh[n] : T(0);
-  if (a.ids || few_rows(rows)) {
+  if (stepwise) {
+    pack_b_full<T>(wihpack, Strided<T>{a.W_ih, 1, I}, I, G);
+  } else if (a.ids || few_rows(rows)) {
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       T* g = a.gates + r * G;
@@ -220,34 +259,25 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
     gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, false, wpack, apack, bias,
             w.wpack + w.bpack);
   }
-  // A zero initial state contributes 0·W_hh, which IEEE makes NaN wherever a
-  // row of W_hh holds NaN or ±Inf: skipping that product must not hide them.
-  if (!a.h0) {
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < G; ++n) {
-      const T* w = a.W_hh + n * H;
-      bool finite = true;
-      for (int64_t k = 0; k < H; ++k) {
-        const T d = w[k] - w[k];  // 0 for finite values, NaN for NaN and ±Inf
-        finite = finite && d == d;
-      }
-      if (!finite)
-        for (int64_t b = 0; b < B; ++b) a.gates[b * Tn * G + n] += std::numeric_limits<T>::quiet_NaN();
-    }
-  }
+  if (!a.h0 && !stepwise) poison_zero_state_rows(a.gates, gld, a.W_hh, B, H);
   // 2. W_hhᵀ packed once for all T steps: B(k, n) = W_hh[n, k].
   const bool few = few_rows(B);
   if (!few) pack_b_full<T>(wpack, Strided<T>{a.W_hh, 1, H}, H, G);
 
-  // 3. The time loop: only h_{t-1}·W_hhᵀ and the gate math inside.
+  // 3. The time loop: h_{t-1}·W_hhᵀ (stepwise: and x_t·W_ihᵀ) and the gate math.
   for (int64_t t = 0; t < Tn; ++t) {
+    T* gt = stepwise ? stepbuf : a.gates + t * G;   // row b at gt + b*gld
     const T* hprev = t ? a.y + (t - 1) * H : a.h0;  // row b at hprev + b*hstride
     const int64_t hstride = t ? Tn * H : H;
+    if (stepwise) {
+      gemm_prepacked<T>(gt, gld, B, G, I, a.x + t * I, Tn * I, 1, wihpack, false, apack, bias);
+      if (!a.h0 && t == 0) poison_zero_state_rows(gt, gld, a.W_hh, B, H);
+    }
     if (hprev) {
       if (few)
-        gemm_few_rows<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, a.W_hh, H, true);
+        gemm_few_rows<T>(gt, gld, B, G, H, hprev, hstride, a.W_hh, H, true);
       else
-        gemm_prepacked<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, 1, wpack, true, apack);
+        gemm_prepacked<T>(gt, gld, B, G, H, hprev, hstride, 1, wpack, true, apack);
     }
     // Where c_{t-1} and c_t live for batch row b (null c_{t-1} = zeros).
     auto cell = [&](int64_t b, const T*& c_prev, T*& c_out) {
@@ -271,8 +301,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
         const T* c_prev;
         T* c_out;
         cell(b, c_prev, c_out);
-        const int64_t r = b * Tn + t;
-        gates_forward_row(a.gates + r * G, c_out, a.y + r * H, c_prev, H);
+        gates_forward_row(gt + b * gld, c_out, a.y + (b * Tn + t) * H, c_prev, H);
       }
     }
   }

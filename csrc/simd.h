@@ -39,6 +39,36 @@ template <> struct Vec<float> {
   // a · 2^n for integral-valued n
   static Vec scale2(Vec a, Vec n) { return {_mm512_scalef_ps(a.v, n.v)}; }
 };
+// Eight rows of 16 floats (row r at p + r*rs) transposed into 16 groups of
+// eight (out[k*8 + r]): packing eight rows of A for the GEMM, in 32 shuffles
+// instead of 128 scalar loads and stores.
+inline void transpose_8x16(const float* p, int64_t rs, float* out) {
+  __m512 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_ps(p + i * rs);
+  for (int i = 0; i < 8; i += 2) {  // per 128-bit lane j: rows i, i+1 at k = 4j, 4j+1 | 4j+2, 4j+3
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {  // u[h+m], lane j: rows h..h+3 at k = 4j + m
+    u[h + 0] = _mm512_shuffle_ps(t[h], t[h + 2], 0x44);
+    u[h + 1] = _mm512_shuffle_ps(t[h], t[h + 2], 0xEE);
+    u[h + 2] = _mm512_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+    u[h + 3] = _mm512_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+  }
+  for (int m = 0; m < 4; ++m) {  // s: lanes j=0,1 of u[m] then of u[m+4]; s2: lanes j=2,3
+    t[m] = _mm512_shuffle_f32x4(u[m], u[m + 4], 0x44);
+    t[m + 4] = _mm512_shuffle_f32x4(u[m], u[m + 4], 0xEE);
+  }
+  // Output vector q holds k = 2q, 2q+1, each as rows 0-3 then rows 4-7.
+  for (int half = 0; half < 2; ++half) {  // j in {0,1} then {2,3}
+    const __m512* s = t + 4 * half;
+    float* o = out + half * 64;
+    _mm512_storeu_ps(o + 0, _mm512_shuffle_f32x4(s[0], s[1], 0x88));   // k = 4j:   m = 0, 1, j even
+    _mm512_storeu_ps(o + 16, _mm512_shuffle_f32x4(s[2], s[3], 0x88));  // k = 4j+2: m = 2, 3
+    _mm512_storeu_ps(o + 32, _mm512_shuffle_f32x4(s[0], s[1], 0xDD));  // next j
+    _mm512_storeu_ps(o + 48, _mm512_shuffle_f32x4(s[2], s[3], 0xDD));
+  }
+}
 template <> struct Vec<double> {
   static constexpr int W = 8;
   __m512d v;

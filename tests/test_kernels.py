@@ -132,6 +132,32 @@ def test_large_float32(make_problem):
     _assert_close(got, _run(ref, p, F64, clip=1.0), np.float32)
 
 
+# Inference (need_cache=False) with B >= 4 and H past the staged gate math runs the input
+# projection step by step, in the gates array's room: it must give the cached forward's bits.
+INFERENCE_SHAPES = [(5, 40, 33, 65), (26, 12, 24, 129)]
+
+
+@pytest.mark.parametrize("shape", INFERENCE_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("state", [True, False], ids=["state", "no_state"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_inference_forward_matches(isa, num_threads, dtype, state, shape, make_problem):
+    p = make_problem(*shape, dtype=dtype)
+    w = [p[k].astype(dtype) for k in WEIGHTS]
+    if not state:
+        w[1][3, 2] = np.nan  # a broken W_hh row must show through the zero initial state
+    h0, c0 = (p["h0"].astype(dtype), p["c0"].astype(dtype)) if state else (None, None)
+    x = p["x"].astype(dtype)
+    cached = kernels.lstm_forward(x, *w, h0=h0, c0=c0, need_cache=True, num_threads=num_threads)
+    got = kernels.lstm_forward(x, *w, h0=h0, c0=c0, need_cache=False, num_threads=num_threads)
+    for name, a, b in zip(OUTPUTS, got[:3], cached[:3]):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    if state:
+        want = ref.lstm_forward(p["x"], *(p[k] for k in WEIGHTS), h0=p["h0"], c0=p["c0"])
+        _assert_close(dict(zip(OUTPUTS, got[:3])), dict(zip(OUTPUTS, want[:3])), dtype)
+    else:
+        assert np.isnan(got[0]).any()
+
+
 # --------------------------------------------------------------------------- #
 # threads: bit-identical results
 # --------------------------------------------------------------------------- #
