@@ -115,6 +115,21 @@ template <typename T>
 void pack_a_block(T* dst, const T* A, int64_t a_rs, int64_t a_cs, int64_t m0, int64_t mc, int64_t k0,
                   int64_t kc) {
   constexpr int MR = Tile<T>::MR;
+  if (a_rs == 1 && a_cs != 1 && mc % MR == 0) {
+    // A transposed (dGᵀ in the weight gradients): row k of the block is mc
+    // contiguous values, rows a_cs apart, too far for the hardware to fetch
+    // ahead. Row by row, asking for row k + 8 meanwhile: this product ran 12%
+    // slower than with A untransposed when packed panel by panel.
+    constexpr int64_t ahead = 8;
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* a = A + m0 + (k0 + k) * a_cs;
+      if (k + ahead < kc)
+        for (int64_t l = 0; l < mc; l += 64 / int64_t(sizeof(T))) __builtin_prefetch(a + ahead * a_cs + l);
+      for (int64_t i = 0; i < mc; i += MR)
+        for (int r = 0; r < MR; ++r) dst[i * kc + k * MR + r] = a[i + r];
+    }
+    return;
+  }
   for (int64_t i = 0; i < mc; i += MR) {
     T* out = dst + i * kc;
     const int64_t mr = (mc - i < MR) ? mc - i : MR;
