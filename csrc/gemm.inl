@@ -82,7 +82,20 @@ void pack_b_block(T* dst, const BOp& B, int64_t k0, int64_t kc, int64_t N) {
     T* out = dst + j * kc * NR;
     const int64_t n0 = j * NR;
     const int64_t nn = (N - n0 < NR) ? N - n0 : NR;
-    for (int64_t k = 0; k < kc; ++k) {
+    int64_t kdone = 0;
+#if defined(PYLSTM_ISA_AVX512)
+    if constexpr (std::is_same_v<T, float> && std::is_same_v<BOp, Strided<T>>) {
+      // A transposed B (the forward's W_ihᵀ, W_hhᵀ): eight of its columns
+      // are eight contiguous rows of W, 16 values of k at a time through an
+      // 8×16 transpose (the scalar gather below walks 32 rows at once).
+      if (B.rs == 1 && cs != 1 && nn == NR && NR % 8 == 0) {
+        for (; kdone + 16 <= kc; kdone += 16)
+          for (int64_t c = 0; c < NR; c += 8)
+            transpose_8x16(B.p + (k0 + kdone) + (n0 + c) * cs, cs, out + kdone * NR + c, NR);
+      }
+    }
+#endif
+    for (int64_t k = kdone; k < kc; ++k) {
       const T* src = B.row(k0 + k);
       T* o = out + k * NR;
       if (src == nullptr) {  // a row of zeros (e.g. the zero initial state)
