@@ -221,14 +221,18 @@ inline StepwiseInput forward_stepwise(const ForwardArgs<T>& a, Dims d) {
 // g0: the first step's pre-activations, batch row b at g0 + b*ld.
 template <typename T>
 void poison_zero_state_rows(T* g0, int64_t ld, const T* W_hh, int64_t B, int64_t H) {
+  constexpr int W = Vec<T>::W;
 #pragma omp for schedule(static)
   for (int64_t n = 0; n < 4 * H; ++n) {
     const T* w = W_hh + n * H;
-    bool finite = true;
-    for (int64_t k = 0; k < H; ++k) {
-      const T d = w[k] - w[k];  // 0 for finite values, NaN for NaN and ±Inf
-      finite = finite && d == d;
-    }
+    // w·0 is 0 for finite values, NaN for NaN and ±Inf; summed in vectors
+    // (the scalar scan was 1.3% of a forward at H = 1024).
+    Vec<T> acc = Vec<T>::zero();
+    int64_t k = 0;
+    for (; k + W <= H; k += W) acc = Vec<T>::fma(Vec<T>::load(w + k), Vec<T>::zero(), acc);
+    T sum = acc.sum();
+    for (; k < H; ++k) sum += w[k] * T(0);
+    const bool finite = sum == sum;
     if (!finite)
       for (int64_t b = 0; b < B; ++b) g0[b * ld + n] += std::numeric_limits<T>::quiet_NaN();
   }
