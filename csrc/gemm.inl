@@ -8,6 +8,7 @@
 
 static constexpr int64_t KC = 256;  // depth of one packed block (B panel KC×NR stays in L1)
 static constexpr int64_t MC = 144;  // rows of A packed per block (MC×KC stays in L2)
+static constexpr int64_t kL2Floats = int64_t(1) << 18;  // 1 MB: half of a 2 MB L2, in 4-byte values
 
 template <typename T>
 struct Tile {
@@ -81,7 +82,20 @@ void pack_b_block(T* dst, const BOp& B, int64_t k0, int64_t kc, int64_t N) {
     T* out = dst + j * kc * NR;
     const int64_t n0 = j * NR;
     const int64_t nn = (N - n0 < NR) ? N - n0 : NR;
-    for (int64_t k = 0; k < kc; ++k) {
+    int64_t kdone = 0;
+#if defined(PYLSTM_ISA_AVX512)
+    if constexpr (std::is_same_v<T, float> && std::is_same_v<BOp, Strided<T>>) {
+      // A transposed B (the forward's W_ihᵀ, W_hhᵀ): eight of its columns
+      // are eight contiguous rows of W, 16 values of k at a time through an
+      // 8×16 transpose (the scalar gather below walks 32 rows at once).
+      if (B.rs == 1 && cs != 1 && nn == NR && NR % 8 == 0) {
+        for (; kdone + 16 <= kc; kdone += 16)
+          for (int64_t c = 0; c < NR; c += 8)
+            transpose_8x16(B.p + (k0 + kdone) + (n0 + c) * cs, cs, out + kdone * NR + c, NR);
+      }
+    }
+#endif
+    for (int64_t k = kdone; k < kc; ++k) {
       const T* src = B.row(k0 + k);
       T* o = out + k * NR;
       if (src == nullptr) {  // a row of zeros (e.g. the zero initial state)
@@ -114,11 +128,37 @@ template <typename T>
 void pack_a_block(T* dst, const T* A, int64_t a_rs, int64_t a_cs, int64_t m0, int64_t mc, int64_t k0,
                   int64_t kc) {
   constexpr int MR = Tile<T>::MR;
+  if (a_rs == 1 && a_cs != 1 && mc % MR == 0) {
+    // A transposed (dGᵀ in the weight gradients): row k of the block is mc
+    // contiguous values, rows a_cs apart, too far for the hardware to fetch
+    // ahead. Row by row, asking for row k + 8 meanwhile: this product ran 12%
+    // slower than with A untransposed when packed panel by panel.
+    constexpr int64_t ahead = 8;
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* a = A + m0 + (k0 + k) * a_cs;
+      if (k + ahead < kc)
+        for (int64_t l = 0; l < mc; l += 64 / int64_t(sizeof(T))) __builtin_prefetch(a + ahead * a_cs + l);
+      for (int64_t i = 0; i < mc; i += MR)
+        for (int r = 0; r < MR; ++r) dst[i * kc + k * MR + r] = a[i + r];
+    }
+    return;
+  }
   for (int64_t i = 0; i < mc; i += MR) {
     T* out = dst + i * kc;
     const int64_t mr = (mc - i < MR) ? mc - i : MR;
     const T* a = A + (m0 + i) * a_rs + k0 * a_cs;
     if (a_cs == 1) {
+#if defined(PYLSTM_ISA_AVX512)
+      if constexpr (std::is_same_v<T, float> && MR == 8) {
+        if (mr == MR) {  // full panels: 16 steps of k at a time through an 8×16 transpose
+          int64_t k = 0;
+          for (; k + 16 <= kc; k += 16) transpose_8x16(a + k, a_rs, out + k * MR);
+          for (int64_t r = 0; r < MR; ++r)
+            for (int64_t kk = k; kk < kc; ++kk) out[kk * MR + r] = a[r * a_rs + kk];
+          continue;
+        }
+      }
+#endif
       for (int64_t r = 0; r < mr; ++r)
         for (int64_t k = 0; k < kc; ++k) out[k * MR + r] = a[r * a_rs + k];
     } else {
@@ -133,9 +173,12 @@ void pack_a_block(T* dst, const T* A, int64_t a_rs, int64_t a_cs, int64_t m0, in
 // C[MR×NR tile] (+)= Apanel (kc×MR) · Bpanel (kc×NR) (+ bias, a row of NR
 // values added to every row, when not null), NR = NV vectors; only the
 // mr×nr top-left part is stored (the rest is padding).
+// `next`, when not null, is the B panel the next tiles use (kc × NR): it is
+// asked for during this tile's k loop, one NR row per step, so it arrives
+// from L3 while this tile computes instead of stalling the next one.
 template <typename T, int NV>
 inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, const T* Bp, int64_t kc,
-                       bool accumulate, const T* bias) {
+                       bool accumulate, const T* bias, const T* next = nullptr) {
   constexpr int MR = Tile<T>::MR, W = Vec<T>::W, NR = NV * W;
   Vec<T> acc[MR][NV];
   for (int r = 0; r < MR; ++r)
@@ -146,13 +189,21 @@ inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, c
     __builtin_prefetch(C + r * ldc, 1);
     __builtin_prefetch(C + r * ldc + NR - 1, 1);
   }
-  for (int64_t k = 0; k < kc; ++k) {
+  auto step = [&](int64_t k) {
     Vec<T> b[NV];
     for (int v = 0; v < NV; ++v) b[v] = Vec<T>::load(Bp + k * NR + v * W);
     for (int r = 0; r < MR; ++r) {
       const Vec<T> a = Vec<T>::set1(Ap[k * MR + r]);
       for (int v = 0; v < NV; ++v) acc[r][v] = Vec<T>::fma(a, b[v], acc[r][v]);
     }
+  };
+  if (next) {
+    for (int64_t k = 0; k < kc; ++k) {
+      for (int64_t l = 0; l < NR * int64_t(sizeof(T)); l += 64) __builtin_prefetch(next + k * NR + l / int64_t(sizeof(T)));
+      step(k);
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) step(k);
   }
   if (bias)
     for (int v = 0; v < NV; ++v) {
@@ -196,9 +247,11 @@ void gemm_block_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t 
       packed_ic = ic;
     }
     const int64_t n0 = j * NR, nr = (N - n0 < NR) ? N - n0 : NR;
+    const T* next = (j + 1 < nj) ? bblock + (j + 1) * kc * NR : nullptr;  // asked for by the last tile
     for (int64_t i = 0; i < mc; i += MR)
       micro_tile<T, NV>(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr, mine + i * kc,
-                        bblock + j * kc * NR, kc, accumulate, bias ? bias + n0 : nullptr);
+                        bblock + j * kc * NR, kc, accumulate, bias ? bias + n0 : nullptr,
+                        i + MR >= mc ? next : nullptr);
   }  // barrier
 }
 
@@ -223,27 +276,115 @@ void zero_rows(T* C, int64_t ldc, int64_t M, int64_t N) {
     for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = T(0);
 }
 
+// Rows first, for products with many rows: C (+)= A · B over the K blocks
+// [k0, k0 + klen), all already packed in `bgroup` (block pc at (pc-k0)·Npad,
+// as pack_b_full lays them out). A task is one row block of C (MC rows) and a
+// range of its column panels; it runs every K block of the group before the
+// next task, so that part of C stays in L2 across the blocks instead of being
+// read back from memory once per block. Each element's sum still runs over
+// the K blocks in order, so the result does not depend on the split.
+template <typename T, int NV>
+void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs,
+                        int64_t k0, int64_t klen, const T* bgroup, bool accumulate, APack<T> apack,
+                        const T* bias) {
+  constexpr int MR = Tile<T>::MR, NR = NV * Vec<T>::W;
+  const int64_t Np = padded_cols<T>(N), nj = Np / NR, nic = (M + MC - 1) / MC;
+  // Column ranges per row block, by a rule of the shape only (never of the
+  // team): few enough panels per task that its part of C and one B block
+  // stay in half the L2, and at least 4 tasks for a small team.
+  const int64_t rows = M < MC ? M : MC;
+  const int64_t fit = kL2Floats / (NR * (rows + KC)) > 0 ? kL2Floats / (NR * (rows + KC)) : 1;
+  int64_t want = (4 + nic - 1) / nic;
+  if (want < (nj + fit - 1) / fit) want = (nj + fit - 1) / fit;
+  const int64_t nsplit = want < nj ? want : nj;
+  const int64_t per = (nj + nsplit - 1) / nsplit;
+  T* mine = apack.base + static_cast<int64_t>(thread_index()) * apack.stride;
+#pragma omp for schedule(static)
+  for (int64_t task = 0; task < nic * nsplit; ++task) {
+    const int64_t ic = task / nsplit, j0 = (task % nsplit) * per;
+    const int64_t j1 = (j0 + per < nj) ? j0 + per : nj;
+    const int64_t m0 = ic * MC, mc = (M - m0 < MC) ? M - m0 : MC;
+    for (int64_t pc = k0; pc < k0 + klen; pc += KC) {
+      const int64_t kc = (k0 + klen - pc < KC) ? k0 + klen - pc : KC;
+      const T* bblock = bgroup + (pc - k0) * Np;
+      const bool acc = accumulate || pc > k0;
+      const T* bias_here = (pc == k0 && !accumulate) ? bias : nullptr;
+      pack_a_block(mine, A, a_rs, a_cs, m0, mc, pc, kc);
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t n0 = j * NR, nr = (N - n0 < NR) ? N - n0 : NR;
+        const T* next = (j + 1 < j1) ? bblock + (j + 1) * kc * NR : nullptr;  // asked for by the last tile
+        for (int64_t i = 0; i < mc; i += MR)
+          micro_tile<T, NV>(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr, mine + i * kc,
+                            bblock + j * kc * NR, kc, acc, bias_here ? bias_here + n0 : nullptr,
+                            i + MR >= mc ? next : nullptr);
+      }
+    }
+  }  // barrier
+}
+
+template <typename T>
+void gemm_rows_first(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t k0,
+                     int64_t klen, const T* bgroup, bool accumulate, APack<T> apack, const T* bias) {
+  if (panel_width<T>(N) == Tile<T>::NR)
+    gemm_rows_first_nv<T, Tile<T>::NV>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias);
+  else if (panel_width<T>(N) == 3 * Vec<T>::W)
+    gemm_rows_first_nv<T, 3>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias);
+  else
+    gemm_rows_first_nv<T, 1>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias);
+}
+
+// Whether a product goes rows first: more than one K block (with a single
+// block, C is never read back), and C too large to stay in half the L2 while
+// a B block streams through it (many rows, or few rows but wide: the
+// forward's per-step products at H >= 256 measured 6-9% faster so; the
+// backward's, with C of 64 × 512, lose to packing A once per block).
+template <typename T>
+inline bool rows_first(int64_t M, int64_t N, int64_t K) {
+  const int64_t Np = padded_cols<T>(N);
+  return K > KC && (M > MC || (M + KC) * Np > kL2Floats);
+}
+
 // C (M×N, row stride ldc) (+)= A · B with A(m, k) = A[m*a_rs + k*a_cs] and
-// B already packed (pack_b_full). accumulate=false overwrites C.
+// B already packed (pack_b_full). accumulate=false overwrites C, adding a
+// non-null `bias` (Npad values) to every row (C = bias + A·B; K >= 1).
 template <typename T>
 void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs,
-                    int64_t a_cs, const T* Bpacked, bool accumulate, APack<T> apack) {
+                    int64_t a_cs, const T* Bpacked, bool accumulate, APack<T> apack, const T* bias = nullptr) {
   if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);
+  if (accumulate) bias = nullptr;
+  if (rows_first<T>(M, N, K)) {
+    gemm_rows_first(C, ldc, M, N, A, a_rs, a_cs, 0, K, Bpacked, accumulate, apack, bias);
+    return;
+  }
   const int64_t Np = padded_cols<T>(N);
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;
     gemm_block(C, ldc, M, N, A, a_rs, a_cs, pc, kc, Bpacked + pc * Np, accumulate || pc > 0, apack,
-               static_cast<const T*>(nullptr));
+               pc == 0 ? bias : nullptr);
   }
 }
 
-// Same product with B packed block by block into `bpack` (KC × Npad elements).
+// The same product with B packed into `bpack` on the way. `bcap` elements of
+// it (0: one block, KC × Npad) hold as many K blocks as fit: with room for
+// two or more, a large product packs a group of blocks and runs it rows first.
 // With accumulate=false, a non-null `bias` (Npad values) is added to every
 // row of C in the same pass (C = bias + A·B).
 template <typename T, typename BOp>
 void gemm(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-          const BOp& B, bool accumulate, T* bpack, APack<T> apack, const T* bias = nullptr) {
+          const BOp& B, bool accumulate, T* bpack, APack<T> apack, const T* bias = nullptr, int64_t bcap = 0) {
   if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);  // (K >= 1 whenever a bias is given)
+  const int64_t Np = padded_cols<T>(N);
+  const int64_t group = bcap / (KC * Np) * KC;  // K rows per packed group
+  if (rows_first<T>(M, N, K) && group >= 2 * KC) {
+    for (int64_t k0 = 0; k0 < K; k0 += group) {
+      const int64_t klen = (K - k0 < group) ? K - k0 : group;
+      for (int64_t pc = k0; pc < k0 + klen; pc += KC)  // each ends in a barrier
+        pack_b_block(bpack + (pc - k0) * Np, B, pc, (k0 + klen - pc < KC) ? k0 + klen - pc : KC, N);
+      gemm_rows_first(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bpack, accumulate || k0 > 0, apack,
+                      (k0 == 0 && !accumulate) ? bias : nullptr);
+    }
+    return;
+  }
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;
     pack_b_block(bpack, B, pc, kc, N);  // ends in a barrier

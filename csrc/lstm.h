@@ -31,7 +31,8 @@ struct ForwardArgs {
   T* y = nullptr;       // (B, T, H)
   T* h_T = nullptr;     // (B, H)
   T* c_T = nullptr;     // (B, H)
-  T* gates = nullptr;   // (B, T, 4H): activations; the cache when need_cache
+  T* gates = nullptr;   // (B, T, 4H): activations, the cache when need_cache (cs given);
+                        // else scratch room, contents unspecified
   T* cs = nullptr;      // (B, T, H) or null (inference: no cell history kept)
   T* work = nullptr;    // forward_workspace_elems(dims)
   // inputs

@@ -193,6 +193,56 @@ inline void gates_forward_staged(const ForwardArgs<T>& a, const Cell& cell, int6
   (void)a; (void)cell; (void)b0; (void)b1; (void)t; (void)Tn; (void)H;
 }
 
+// Inference with an input (not ids): the input projection runs a few steps
+// at a time (C = bias + x·W_ihᵀ for steps [t, t+tc), then += h_{t-1}·W_hhᵀ
+// per step) into a small buffer, instead of for all steps at once into the
+// whole gates array. No cache is kept, so the gates array is free room: the
+// packed W_ihᵀ and the buffers go at its start, and the rest of it is never
+// touched (no page faults, no pass of the whole array through memory).
+// tc·B is about 128 rows, so each pass over the packed W_ihᵀ serves that
+// many rows. Needs the room, and rows for the packed products; small H keeps
+// its staged gate math. A large W_ihᵀ (over 2M values: I = H = 1024, 16 MB)
+// streamed again for every chunk measured 9% slower than the one
+// whole-sequence product, and keeps the old path.
+struct StepwiseInput {
+  int64_t steps;       // tc: steps per chunk (0: not this path)
+  int64_t wih, x, c;   // offsets in the gates array: packed W_ihᵀ, the chunk's x rows (tc > 1), its C
+};
+template <typename T>
+inline StepwiseInput forward_stepwise(const ForwardArgs<T>& a, Dims d) {
+  const int64_t G = 4 * d.H;
+  StepwiseInput s{0, 0, 0, 0};
+  if (a.cs != nullptr || a.ids != nullptr || few_rows(d.B) || use_staging<T>(d.H)) return s;
+  if (d.I * padded_cols<T>(G) > (int64_t(1) << 21)) return s;
+  const int64_t tc = d.B >= 128 ? 1 : (128 / d.B < d.T ? 128 / d.B : d.T);
+  s.x = d.I * padded_cols<T>(G);
+  s.c = s.x + (tc > 1 ? tc * d.B * d.I : 0);
+  if (s.c + tc * d.B * G <= d.B * d.T * G) s.steps = tc;
+  return s;
+}
+
+// A zero initial state contributes 0·W_hh, which IEEE makes NaN wherever a
+// row of W_hh holds NaN or ±Inf: skipping that product must not hide them.
+// g0: the first step's pre-activations, batch row b at g0 + b*ld.
+template <typename T>
+void poison_zero_state_rows(T* g0, int64_t ld, const T* W_hh, int64_t B, int64_t H) {
+  constexpr int W = Vec<T>::W;
+#pragma omp for schedule(static)
+  for (int64_t n = 0; n < 4 * H; ++n) {
+    const T* w = W_hh + n * H;
+    // w·0 is 0 for finite values, NaN for NaN and ±Inf; summed in vectors
+    // (the scalar scan was 1.3% of a forward at H = 1024).
+    Vec<T> acc = Vec<T>::zero();
+    int64_t k = 0;
+    for (; k + W <= H; k += W) acc = Vec<T>::fma(Vec<T>::load(w + k), Vec<T>::zero(), acc);
+    T sum = acc.sum();
+    for (; k < H; ++k) sum += w[k] * T(0);
+    const bool finite = sum == sum;
+    if (!finite)
+      for (int64_t b = 0; b < B; ++b) g0[b * ld + n] += std::numeric_limits<T>::quiet_NaN();
+  }
+}
+
 template <typename T>
 void forward_team(const ForwardArgs<T>& a, Dims d) {
   const int64_t B = d.B, Tn = d.T, I = d.I, H = d.H, G = 4 * H;
@@ -203,11 +253,20 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   T* bias = bpack + w.bpack;
   T* cstate = bias + w.bias;
   const APack<T> apack{cstate + w.cstate, forward_apack_stride<T>(d)};
+  const StepwiseInput sw = forward_stepwise<T>(a, d);
+  const bool stepwise = sw.steps > 0;
+  T* wihpack = a.gates + sw.wih;                // stepwise: W_ihᵀ packed (I × Gpad)
+  T* xchunk = a.gates + sw.x;                   // stepwise: x rows of the chunk (tc, B, I)
+  T* cchunk = a.gates + sw.c;                   // stepwise: pre-activations of the chunk (tc, B, 4H)
+  const int64_t gld = stepwise ? G : Tn * G;    // row stride of one step's gates
 
-  // 1. gates = x·W_ihᵀ + (b_ih + b_hh) for every step at once.
+  // 1. gates = x·W_ihᵀ + (b_ih + b_hh) for every step at once (stepwise:
+  // W_ihᵀ packed, the products come in the time loop).
 #pragma omp for schedule(static)
   for (int64_t n = 0; n < padded_cols<T>(G); ++n) bias[n] = n < G ? a.b_ih[n] + a.b_hh[n] : T(0);
-  if (a.ids || few_rows(rows)) {
+  if (stepwise) {
+    pack_b_full<T>(wihpack, Strided<T>{a.W_ih, 1, I}, I, G);
+  } else if (a.ids || few_rows(rows)) {
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       T* g = a.gates + r * G;
@@ -220,23 +279,12 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
     }
     if (!a.ids) gemm_few_rows<T>(a.gates, G, rows, G, I, a.x, I, a.W_ih, I, true);
   } else {
-    gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, false, bpack, apack, bias);
+    // W_hh is not packed yet: its room and the block's (adjacent) hold a
+    // group of W_ihᵀ blocks for a rows-first product.
+    gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, false, wpack, apack, bias,
+            w.wpack + w.bpack);
   }
-  // A zero initial state contributes 0·W_hh, which IEEE makes NaN wherever a
-  // row of W_hh holds NaN or ±Inf: skipping that product must not hide them.
-  if (!a.h0) {
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < G; ++n) {
-      const T* w = a.W_hh + n * H;
-      bool finite = true;
-      for (int64_t k = 0; k < H; ++k) {
-        const T d = w[k] - w[k];  // 0 for finite values, NaN for NaN and ±Inf
-        finite = finite && d == d;
-      }
-      if (!finite)
-        for (int64_t b = 0; b < B; ++b) a.gates[b * Tn * G + n] += std::numeric_limits<T>::quiet_NaN();
-    }
-  }
+  if (!a.h0 && !stepwise) poison_zero_state_rows(a.gates, gld, a.W_hh, B, H);
   // 2. W_hhᵀ packed once for all T steps: B(k, n) = W_hh[n, k].
   const bool few = few_rows(B);
   const bool axpy = few && short_rows<T>(H);
@@ -247,17 +295,32 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
       for (int64_t n = 0; n < G; ++n) wpack[k * G + n] = a.W_hh[n * H + k];
   }
 
-  // 3. The time loop: only h_{t-1}·W_hhᵀ and the gate math inside.
+  // 3. The time loop: h_{t-1}·W_hhᵀ (stepwise: and x_t·W_ihᵀ) and the gate math.
   for (int64_t t = 0; t < Tn; ++t) {
+    T* gt = stepwise ? cchunk + (t % sw.steps) * B * G : a.gates + t * G;  // row b at gt + b*gld
     const T* hprev = t ? a.y + (t - 1) * H : a.h0;  // row b at hprev + b*hstride
     const int64_t hstride = t ? Tn * H : H;
+    if (stepwise && t % sw.steps == 0) {
+      const int64_t tc = (Tn - t < sw.steps) ? Tn - t : sw.steps;
+      if (tc == 1) {
+        gemm_prepacked<T>(cchunk, G, B, G, I, a.x + t * I, Tn * I, 1, wihpack, false, apack, bias);
+      } else {
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < tc * B; ++r) {  // row (s, b) of the chunk = x[b, t + s]
+          const T* src = a.x + ((r % B) * Tn + t + r / B) * I;
+          for (int64_t k = 0; k < I; ++k) xchunk[r * I + k] = src[k];
+        }
+        gemm_prepacked<T>(cchunk, G, tc * B, G, I, xchunk, I, 1, wihpack, false, apack, bias);
+      }
+      if (!a.h0 && t == 0) poison_zero_state_rows(cchunk, gld, a.W_hh, B, H);
+    }
     if (hprev) {
       if (axpy)
-        gemm_few_rows_nn<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, wpack, G, true);
+        gemm_few_rows_nn<T>(gt, gld, B, G, H, hprev, hstride, wpack, G, true);
       else if (few)
-        gemm_few_rows<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, a.W_hh, H, true);
+        gemm_few_rows<T>(gt, gld, B, G, H, hprev, hstride, a.W_hh, H, true);
       else
-        gemm_prepacked<T>(a.gates + t * G, Tn * G, B, G, H, hprev, hstride, 1, wpack, true, apack);
+        gemm_prepacked<T>(gt, gld, B, G, H, hprev, hstride, 1, wpack, true, apack);
     }
     // Where c_{t-1} and c_t live for batch row b (null c_{t-1} = zeros).
     auto cell = [&](int64_t b, const T*& c_prev, T*& c_out) {
@@ -281,8 +344,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
         const T* c_prev;
         T* c_out;
         cell(b, c_prev, c_out);
-        const int64_t r = b * Tn + t;
-        gates_forward_row(a.gates + r * G, c_out, a.y + r * H, c_prev, H);
+        gates_forward_row(gt + b * gld, c_out, a.y + (b * Tn + t) * H, c_prev, H);
       }
     }
   }
@@ -476,6 +538,7 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
     }
   if (!few_rows(B)) pack_b_full<T>(wpack, Strided<T>{a.W_hh, H, 1}, G, H);
 
+  constexpr int64_t kChunk = 64;  // columns of db (and of the ids path's dW_ih) per task
   // The time loop in reverse: gate backward, then dh_{t-1} = dG_t · W_hh.
   for (int64_t t = Tn - 1; t >= 0; --t) {
     if (use_staging<T>(H)) {
@@ -492,6 +555,18 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
                            a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip_on, a.clip);
       }
     }
+    // db += Σ_b dG_t while dG_t is in cache (a pass over all of dG after the
+    // loop read it back from memory: 7 ms at H = 512). Column chunks split
+    // over threads, rows summed in a fixed order; nothing below writes dG_t
+    // or db, so no barrier.
+#pragma omp for schedule(static) nowait
+    for (int64_t n0 = 0; n0 < G; n0 += kChunk) {
+      const int64_t n1 = (n0 + kChunk < G) ? n0 + kChunk : G;
+      for (int64_t b = 0; b < B; ++b) {
+        const T* g = a.gates + (b * Tn + t) * G;
+        for (int64_t n = n0; n < n1; ++n) a.db[n] += g[n];
+      }
+    }
     if (few_rows(B))
       gemm_few_rows_nn<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, a.W_hh, H);
     else
@@ -505,19 +580,13 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
     }
 
   // Whole-sequence products after the loop.
-  // db += Σ_rows dG: column chunks split over threads, rows summed in order
-  // (row-major walk over each chunk, so each row's chunk is one cache line).
-  constexpr int64_t kChunk = 64;
-#pragma omp for schedule(static)
-  for (int64_t n0 = 0; n0 < G; n0 += kChunk) {
-    const int64_t n1 = (n0 + kChunk < G) ? n0 + kChunk : G;
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* g = a.gates + r * G;
-      for (int64_t n = n0; n < n1; ++n) a.db[n] += g[n];
-    }
-  }
+  // The packed W_hh is done with: its room and the block's (adjacent) hold
+  // groups of B blocks for the rows-first products below.
+  T* bgroup = wpack;
+  const int64_t bcap = w.wpack + w.bpack;
   // dW_hh += dGᵀ · h_{t-1}   (A(m, k) = dG[k, m])
-  gemm<T>(a.dW_hh, H, G, H, rows, a.gates, 1, G, PrevHidden<T>{a.y, a.h0, Tn, H}, true, bpack, apack);
+  gemm<T>(a.dW_hh, H, G, H, rows, a.gates, 1, G, PrevHidden<T>{a.y, a.h0, Tn, H}, true, bgroup, apack, nullptr,
+          bcap);
   if (a.ids) {
     // dW_ih[:, id] += dG row: a scatter, rows of dW_ih split over threads.
 #pragma omp for schedule(static)
@@ -531,8 +600,8 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
     }
   } else {
     // dW_ih += dGᵀ · X ;  dx = dG · W_ih
-    gemm<T>(a.dW_ih, I, G, I, rows, a.gates, 1, G, Strided<T>{a.x, I, 1}, true, bpack, apack);
-    gemm<T>(a.dx, I, rows, I, G, a.gates, G, 1, Strided<T>{a.W_ih, I, 1}, false, bpack, apack);
+    gemm<T>(a.dW_ih, I, G, I, rows, a.gates, 1, G, Strided<T>{a.x, I, 1}, true, bgroup, apack, nullptr, bcap);
+    gemm<T>(a.dx, I, rows, I, G, a.gates, G, 1, Strided<T>{a.W_ih, I, 1}, false, bgroup, apack, nullptr, bcap);
   }
 }
 

@@ -34,6 +34,46 @@ template <> struct Vec<float> {
   // a · 2^n for integral-valued n
   static Vec scale2(Vec a, Vec n) { return {_mm512_scalef_ps(a.v, n.v)}; }
 };
+// Eight rows of 16 floats (row r at p + r*rs) transposed into 16 groups of
+// eight, group k at out + k*os (os = 8: contiguous): packing eight rows of A,
+// or eight columns of a transposed B, for the GEMM, in 32 shuffles instead
+// of 128 scalar loads and stores.
+inline void transpose_8x16(const float* p, int64_t rs, float* out, int64_t os = 8) {
+  __m512 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_ps(p + i * rs);
+  for (int i = 0; i < 8; i += 2) {  // per 128-bit lane j: rows i, i+1 at k = 4j, 4j+1 | 4j+2, 4j+3
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {  // u[h+m], lane j: rows h..h+3 at k = 4j + m
+    u[h + 0] = _mm512_shuffle_ps(t[h], t[h + 2], 0x44);
+    u[h + 1] = _mm512_shuffle_ps(t[h], t[h + 2], 0xEE);
+    u[h + 2] = _mm512_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+    u[h + 3] = _mm512_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+  }
+  for (int m = 0; m < 4; ++m) {  // s: lanes j=0,1 of u[m] then of u[m+4]; s2: lanes j=2,3
+    t[m] = _mm512_shuffle_f32x4(u[m], u[m + 4], 0x44);
+    t[m + 4] = _mm512_shuffle_f32x4(u[m], u[m + 4], 0xEE);
+  }
+  // Output vector q holds k = 2q, 2q+1, each as rows 0-3 then rows 4-7.
+  for (int half = 0; half < 2; ++half) {  // j in {0,1} then {2,3}
+    const __m512* s = t + 4 * half;
+    const __m512 q[4] = {
+        _mm512_shuffle_f32x4(s[0], s[1], 0x88),   // k = 8·half + 0, 1 (m = 0, 1 of the even j)
+        _mm512_shuffle_f32x4(s[2], s[3], 0x88),   // k = 8·half + 2, 3 (m = 2, 3)
+        _mm512_shuffle_f32x4(s[0], s[1], 0xDD),   // k = 8·half + 4, 5 (the odd j)
+        _mm512_shuffle_f32x4(s[2], s[3], 0xDD)};  // k = 8·half + 6, 7
+    for (int v = 0; v < 4; ++v) {
+      const int64_t k = 8 * half + 2 * v;
+      if (os == 8) {
+        _mm512_storeu_ps(out + k * 8, q[v]);
+      } else {
+        _mm256_storeu_ps(out + k * os, _mm512_castps512_ps256(q[v]));
+        _mm256_storeu_ps(out + (k + 1) * os, _mm512_extractf32x8_ps(q[v], 1));
+      }
+    }
+  }
+}
 template <> struct Vec<double> {
   static constexpr int W = 8;
   __m512d v;

@@ -70,13 +70,16 @@ SHAPES = [(1, 1, 1, 1), (3, 4, 7, 3), (2, 3, 3, 17), (4, 2, 17, 33), (1, 5, 33, 
           (8, 3, 2, 5), (19, 4, 3, 15), (37, 2, 5, 64), (100, 3, 1, 40), (20, 3, 5, 127)]
 LANES_SHAPES = [s for s in SHAPES if s[0] >= 8 and s[3] <= 64]
 THREADED_SHAPE = (26, 4, 24, 129)  # B, T, I, H: past the threading threshold for 3 threads
+# B·T above the GEMM's row block (144) and I, 4H above its depth block (256): the large
+# products' rows-first path, split over 3 threads.
+THREADED_LARGE_SHAPE = (40, 5, 300, 129)
 
 
 def test_threaded_shapes_really_use_threads():
     B, T, I, H = SHAPES[-1]
     assert _core.team_size(B, T, I, H, 2) == 2
-    B, T, I, H = THREADED_SHAPE
-    assert _core.team_size(B, T, I, H, 3) == 3
+    for B, T, I, H in (THREADED_SHAPE, THREADED_LARGE_SHAPE):
+        assert _core.team_size(B, T, I, H, 3) == 3
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
@@ -153,6 +156,32 @@ def test_large_float32(make_problem):
     _assert_close(got, _run(ref, p, F64, clip=1.0), np.float32)
 
 
+# Inference (need_cache=False) with B >= 4 and H past the staged gate math runs the input
+# projection step by step, in the gates array's room: it must give the cached forward's bits.
+INFERENCE_SHAPES = [(5, 40, 33, 65), (26, 12, 24, 129)]
+
+
+@pytest.mark.parametrize("shape", INFERENCE_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("state", [True, False], ids=["state", "no_state"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_inference_forward_matches(isa, num_threads, dtype, state, shape, make_problem):
+    p = make_problem(*shape, dtype=dtype)
+    w = [p[k].astype(dtype) for k in WEIGHTS]
+    if not state:
+        w[1][3, 2] = np.nan  # a broken W_hh row must show through the zero initial state
+    h0, c0 = (p["h0"].astype(dtype), p["c0"].astype(dtype)) if state else (None, None)
+    x = p["x"].astype(dtype)
+    cached = kernels.lstm_forward(x, *w, h0=h0, c0=c0, need_cache=True, num_threads=num_threads)
+    got = kernels.lstm_forward(x, *w, h0=h0, c0=c0, need_cache=False, num_threads=num_threads)
+    for name, a, b in zip(OUTPUTS, got[:3], cached[:3]):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    if state:
+        want = ref.lstm_forward(p["x"], *(p[k] for k in WEIGHTS), h0=p["h0"], c0=p["c0"])
+        _assert_close(dict(zip(OUTPUTS, got[:3])), dict(zip(OUTPUTS, want[:3])), dtype)
+    else:
+        assert np.isnan(got[0]).any()
+
+
 # --------------------------------------------------------------------------- #
 # threads: bit-identical results
 # --------------------------------------------------------------------------- #
@@ -165,13 +194,14 @@ THREAD_VARIANTS = {
 }
 
 
+@pytest.mark.parametrize("shape", [THREADED_SHAPE, THREADED_LARGE_SHAPE], ids=_shape_id)
 @pytest.mark.parametrize("variant", list(THREAD_VARIANTS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_threads_bit_identical(isa, dtype, variant, make_problem):
-    # THREADED_SHAPE really runs 3 threads (test_threaded_shapes_really_use_threads).  Work is
+def test_threads_bit_identical(isa, dtype, variant, shape, make_problem):
+    # Both shapes really run 3 threads (test_threaded_shapes_really_use_threads).  Work is
     # split without atomics (weight gradients by rows), so bits must agree.
     opts = THREAD_VARIANTS[variant]
-    p = make_problem(*THREADED_SHAPE, V=50 if opts.get("ids") else None, scale=2.0, dtype=dtype)
+    p = make_problem(*shape, V=50 if opts.get("ids") else None, scale=2.0, dtype=dtype)
     runs = {n: _run(kernels, p, dtype, num_threads=n, **opts) for n in (1, 2, 3, 1)}
     base = runs[1]
     for n, out in runs.items():
