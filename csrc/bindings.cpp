@@ -106,11 +106,10 @@ Workspace<T> workspace(int64_t elems) {
   const size_t bytes = static_cast<size_t>(elems > 0 ? elems : 1) * sizeof(T);
   void* p = nullptr;
 #if defined(PYLSTM_POSIX_MEMORY)
-  if (bytes >= kHugePage) {
-    const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-    if (posix_memalign(&p, kHugePage, rounded) != 0) p = nullptr;
+  if (bytes >= kHugePage) {  // (the size is not rounded up: a partial last 2 MiB stays in small pages)
+    if (posix_memalign(&p, kHugePage, bytes) != 0) p = nullptr;
 #if defined(MADV_HUGEPAGE)
-    if (p) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: ignored where THP is off
+    if (p) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: ignored where THP is off
 #endif
   }
 #endif
@@ -170,6 +169,8 @@ py::tuple forward_impl(const std::string& isa, const py::object& x, const py::ob
     kern.forward(a, d, nthreads);
   }
   if (!need_cache) return py::make_tuple(y, h_T, c_T, py::none(), py::none());
+  // y is read-only while a cache shares it (cleared here: half the cost of the Python attribute).
+  py::detail::array_proxy(y.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   return py::make_tuple(y, h_T, c_T, gates, cs);
 }
 

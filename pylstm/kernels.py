@@ -320,8 +320,7 @@ def _run_forward(x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, num_t
                                            nthreads)
     if not need_cache:
         return y, h_T, c_T, None
-    y.flags.writeable = False  # the cache shares it
-    return y, h_T, c_T, LSTMCache(gates, cs, y, x, ids, W_ih, W_hh, h0, c0)
+    return y, h_T, c_T, LSTMCache(gates, cs, y, x, ids, W_ih, W_hh, h0, c0)  # y: read-only (the binding)
 
 
 def lstm_forward(x, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, need_cache=True, num_threads=None):
@@ -388,8 +387,7 @@ def _forward_as_given(x, W_ih, W_hh, b_ih, b_hh, h0, c0, need_cache, num_threads
         return None
     if not need_cache:
         return y, h_T, c_T, None
-    y.flags.writeable = False  # the cache shares it
-    return y, h_T, c_T, LSTMCache(gates, cs, y, x, None, W_ih, W_hh, h0, c0)
+    return y, h_T, c_T, LSTMCache(gates, cs, y, x, None, W_ih, W_hh, h0, c0)  # y: read-only (the binding)
 
 
 def lstm_forward_ids(ids, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, need_cache=True, num_threads=None):
