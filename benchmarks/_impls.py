@@ -72,21 +72,23 @@ class _FunctionalImpl:
         # num_threads only for modules that take it (pylstm); NumPy's BLAS is limited by the caller.
         self.kw = {} if threads is None else {"num_threads": threads}
 
-    def _train(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def train(self) -> tuple[np.ndarray, np.ndarray, list]:
+        """The timed step: (y, dx, per-layer LSTMGrads bottom-up); no bookkeeping beyond that."""
         f, b, kw = self.mod.lstm_forward, self.mod.lstm_backward, self.kw
         h, caches = self.p.x, []
         for w in self.p.weights:
             h, _, _, cache = f(h, *w, need_cache=True, **kw)
             caches.append(cache)
-        y, dy, grads = h, self.p.R, []
+        dy, grads = self.p.R, []
         for cache in reversed(caches):
             g = b(cache, dy, **kw)
-            grads.append((g.dW_ih, g.dW_hh, g.db_ih, g.db_hh))
+            grads.append(g)
             dy = g.dx
-        return y, _grad_dict(dy, grads[::-1])
+        return h, dy, grads
 
-    def train(self) -> None:
-        self._train()
+    def _train(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        y, dx, grads = self.train()
+        return y, _grad_dict(dx, [(g.dW_ih, g.dW_hh, g.db_ih, g.db_hh) for g in reversed(grads)])
 
     def forward(self) -> np.ndarray:
         h = self.p.x
