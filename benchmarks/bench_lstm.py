@@ -106,9 +106,13 @@ def run_threads(threads: int, shapes, modes, args, pylstm_mod, have_torch: bool)
                 raise SystemExit("implementations disagree: refusing to time them")
             for mode in modes:
                 fns = {im.name: getattr(im, mode) for im in impls}
-                # With several threads, let each peer's spinning workers go to sleep before the next one runs.
+                # With several threads, let each peer's spinning workers go to sleep before the next one runs,
+                # and time batches of at least 0.2 s: on this VM a thread pool idle for more than a few ms runs
+                # slowly for the next ~25 ms (a 2-thread 64,32,65,128 forward: 1.9 ms back to back, 7.9 ms for
+                # each of the first 3 calls after a 20 ms pause), which a training loop never sees.
                 t = _timing.interleaved_medians(fns, target_s=args.seconds, min_rounds=3 if quick else 5,
-                                                settle_s=0.02 if threads > 1 else 0.0)
+                                                settle_s=0.02 if threads > 1 else 0.0,
+                                                sample_s=0.2 if threads > 1 else 2e-3)
                 rows.append((p, L, mode, t, check))
                 print(f"  {shape_id(T, B, I, H, L):<18} {mode:<8}"
                       + "  ".join(f"{n} {1e3 * v['median_s']:.4g} ms" for n, v in t.items()), flush=True)
