@@ -57,9 +57,69 @@ ForwardPlan forward_plan(Dims d, bool cache, bool ids) {
   return p;
 }
 
+// Between batch-first rows and lanes: per step, every h_t goes out to y and
+// every dy_t comes in this way, so on AVX-512 (float) 16 rows × 16 lanes move
+// through one in-register transpose instead of 256 scalar copies. Lane
+// buffers always hold whole groups of 16 lanes there (blocks are multiples of
+// the vector width), so a group may be read or written in full.
+#if defined(PYLSTM_ISA_AVX512)
+inline void transpose16x16(__m512 (&r)[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {  // per 128-bit lane q: (a[4q], b[4q], a[4q+1], b[4q+1]) and the next two
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // r[4i+k], 128-bit lane q: column 4q+k of rows 4i..4i+3
+    const __m512d lo = _mm512_castps_pd(t[4 * i]), hi = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d lo2 = _mm512_castps_pd(t[4 * i + 2]), hi2 = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, lo2));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, lo2));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi, hi2));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi, hi2));
+  }
+  for (int k = 0; k < 4; ++k) {  // 128-bit lanes regrouped: columns k, 8+k (0x88) and 4+k, 12+k (0xdd)
+    t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+    t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+    t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+  }
+  for (int k = 0; k < 4; ++k) {  // r[c] = column c, rows 0..15
+    r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+    r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
+    r[4 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
+    r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd);
+  }
+}
+inline __mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+
+// 16 lanes × nf features of rows src[b*bs + f], b in [b0, b0 + nl), as r[f] (zeros past nl).
+inline void load_rows16(__m512 (&r)[16], const float* src, int64_t bs, int64_t nl, int64_t nf) {
+  const __mmask16 m = first_lanes(nf);
+  for (int64_t l = 0; l < 16; ++l) r[l] = l < nl ? _mm512_maskz_loadu_ps(m, src + l * bs) : _mm512_setzero_ps();
+  transpose16x16(r);
+}
+#endif
+
 // (B, ·, F) batch-first rows -> (F, ·, Bp) lanes: dst[f*fs + b] = src[b*bs + f], zeros past B.
 template <typename T>
 void to_lanes(T* dst, int64_t fs, const T* src, int64_t bs, int64_t B, int64_t Bp, int64_t F) {
+#if defined(PYLSTM_ISA_AVX512)
+  if constexpr (std::is_same_v<T, float>) {
+    if (src && F >= 4) {
+      int64_t b0 = 0;
+      for (; b0 < B; b0 += 16)
+        for (int64_t f0 = 0; f0 < F; f0 += 16) {
+          __m512 r[16];
+          const int64_t nf = F - f0 < 16 ? F - f0 : 16;
+          load_rows16(r, src + b0 * bs + f0, bs, B - b0, nf);
+          for (int64_t f = 0; f < nf; ++f) _mm512_storeu_ps(dst + (f0 + f) * fs + b0, r[f]);
+        }
+      for (int64_t f = 0; f < F; ++f)
+        for (int64_t b = b0; b < Bp; ++b) dst[f * fs + b] = 0.0f;
+      return;
+    }
+  }
+#endif
   for (int64_t f = 0; f < F; ++f) {
     T* d = dst + f * fs;
     if (src)
@@ -70,9 +130,50 @@ void to_lanes(T* dst, int64_t fs, const T* src, int64_t bs, int64_t B, int64_t B
   }
 }
 
+// dst[f*fs + b] += src[b*bs + f] for b < B (dy_t into the carried dh).
+template <typename T>
+void add_to_lanes(T* dst, int64_t fs, const T* src, int64_t bs, int64_t B, int64_t F) {
+#if defined(PYLSTM_ISA_AVX512)
+  if constexpr (std::is_same_v<T, float>) {
+    if (F >= 4) {
+      for (int64_t b0 = 0; b0 < B; b0 += 16)
+        for (int64_t f0 = 0; f0 < F; f0 += 16) {
+          __m512 r[16];
+          const int64_t nf = F - f0 < 16 ? F - f0 : 16;
+          load_rows16(r, src + b0 * bs + f0, bs, B - b0, nf);
+          for (int64_t f = 0; f < nf; ++f) {
+            float* d = dst + (f0 + f) * fs + b0;
+            _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), r[f]));
+          }
+        }
+      return;
+    }
+  }
+#endif
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t f = 0; f < F; ++f) dst[f * fs + b] += src[b * bs + f];
+}
+
 // Lanes -> batch-first rows: dst[b*bs + f] = src[f*fs + b] for b < B.
 template <typename T>
 void from_lanes(T* dst, int64_t bs, const T* src, int64_t fs, int64_t B, int64_t F) {
+#if defined(PYLSTM_ISA_AVX512)
+  if constexpr (std::is_same_v<T, float>) {
+    if (F >= 4) {
+      for (int64_t b0 = 0; b0 < B; b0 += 16)
+        for (int64_t f0 = 0; f0 < F; f0 += 16) {
+          const int64_t nf = F - f0 < 16 ? F - f0 : 16, nl = B - b0 < 16 ? B - b0 : 16;
+          __m512 r[16];
+          for (int64_t f = 0; f < 16; ++f)
+            r[f] = f < nf ? _mm512_loadu_ps(src + (f0 + f) * fs + b0) : _mm512_setzero_ps();
+          transpose16x16(r);
+          const __mmask16 m = first_lanes(nf);
+          for (int64_t l = 0; l < nl; ++l) _mm512_mask_storeu_ps(dst + (b0 + l) * bs + f0, m, r[l]);
+        }
+      return;
+    }
+  }
+#endif
   for (int64_t b = 0; b < B; ++b) {
     T* d = dst + b * bs;
     for (int64_t f = 0; f < F; ++f) d[f] = src[f * fs + b];
@@ -190,11 +291,7 @@ void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const
       gate_math_forward<T>(gq[0], gq[1], gq[2], gq[3], cp ? cp + j * cp_rs : nullptr, cc + j * cc_rs,
                            hc + j * hc_rs, NL);
     }
-    // y[b, t, :] = h_t (batch-first output)
-    for (int64_t l = 0; l < nb; ++l) {
-      T* yrow = a.y + ((b0 + l) * Tn + t) * H;
-      for (int64_t j = 0; j < H; ++j) yrow[j] = hc[j * hc_rs + l];
-    }
+    if (nb > 0) from_lanes(a.y + (b0 * Tn + t) * H, Tn * H, hc, hc_rs, nb, H);  // y[b, t, :] = h_t
     if (t == Tn - 1 && nb > 0) {
       from_lanes(a.h_T + b0 * H, H, hc, hc_rs, nb, H);
       from_lanes(a.c_T + b0 * H, H, cc, cc_rs, nb, H);
@@ -398,11 +495,8 @@ void backward_block(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, in
   to_lanes(dhl, NL, a.dh_T && nb ? a.dh_T + b0 * H : nullptr, H, nb, NL, H);  // null: zeros
   alignas(64) T dc_T[NL], c0[NL];
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    if (a.dy)  // dy_t joins the carried dh: the gate math reads their sum
-      for (int64_t l = 0; l < nb; ++l) {
-        const T* row = a.dy + ((b0 + l) * Tn + t) * H;
-        for (int64_t j = 0; j < H; ++j) dhl[j * NL + l] += row[j];
-      }
+    if (a.dy && nb > 0)  // dy_t joins the carried dh: the gate math reads their sum
+      add_to_lanes(dhl, NL, a.dy + (b0 * Tn + t) * H, Tn * H, nb, H);
     for (int64_t j = 0; j < H; ++j) {
       T* g = a.gates + j * hist + t * Bp + b0;
       T* c = c_hist + j * hist + t * Bp + b0;  // c_t in, then the dc carried to step t-1 out
