@@ -474,7 +474,14 @@ void reduce_nt(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t lda,
   for (; m + 4 <= M; m += 4) {
     int64_t n = 0;
     for (; n + 4 <= N; n += 4) reduce_nt_block<T, 4, 4>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, sg);
-    for (; n < N; ++n) reduce_nt_block<T, 4, 1>(C + m * ldc + n, ldc, A + m * lda, lda, Bm + n * ldb, ldb, sg);
+    T* c = C + m * ldc + n;
+    const T *am = A + m * lda, *bn = Bm + n * ldb;
+    switch (N - n) {  // the last columns in one pass
+      case 1: reduce_nt_block<T, 4, 1>(c, ldc, am, lda, bn, ldb, sg); break;
+      case 2: reduce_nt_block<T, 4, 2>(c, ldc, am, lda, bn, ldb, sg); break;
+      case 3: reduce_nt_block<T, 4, 3>(c, ldc, am, lda, bn, ldb, sg); break;
+      default: break;
+    }
   }
   for (; m < M; ++m) {
     int64_t n = 0;
@@ -518,7 +525,12 @@ void backward_block(const BackwardArgs<T>& a, const BackwardPlan& p, T* work, in
       const int64_t cols = to_dx ? I : H;
       int64_t k0 = 0;
       for (; k0 + 4 <= cols; k0 += 4) backward_products<T, 4, NV>(a, p, dhl, to_dx, k0, t, b0, nb);
-      for (; k0 < cols; ++k0) backward_products<T, 1, NV>(a, p, dhl, to_dx, k0, t, b0, nb);
+      switch (cols - k0) {  // the last columns in one pass (a one-column pass is load bound)
+        case 1: backward_products<T, 1, NV>(a, p, dhl, to_dx, k0, t, b0, nb); break;
+        case 2: backward_products<T, 2, NV>(a, p, dhl, to_dx, k0, t, b0, nb); break;
+        case 3: backward_products<T, 3, NV>(a, p, dhl, to_dx, k0, t, b0, nb); break;
+        default: break;
+      }
     }
   }
   if (nb > 0) {
