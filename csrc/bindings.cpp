@@ -8,12 +8,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
-#define PYLSTM_POSIX_MEMORY 1
-#endif
-
-#include <cstdlib>
 #include <initializer_list>
 #include <memory>
 #include <sstream>
@@ -22,6 +16,7 @@
 
 #include "dispatch.h"
 #include "lstm.h"
+#include "workspace.h"
 
 namespace py = pybind11;
 using pylstm::Dims;
@@ -90,37 +85,6 @@ const int64_t* ids_ptr(const py::object& obj, Dims d) {
   return p;
 }
 
-// The kernel's workspace. Large ones are 2 MiB aligned and advised into
-// transparent huge pages, as NumPy does for its arrays: with 4 KiB pages the
-// packed weights of a large layer cost TLB misses on every step (measured
-// about 5% of a training step at H = 1024).
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
-template <typename T>
-using Workspace = std::unique_ptr<T[], FreeDeleter>;
-
-template <typename T>
-Workspace<T> workspace(int64_t elems) {
-  constexpr size_t kHugePage = size_t(1) << 21;
-  const size_t bytes = static_cast<size_t>(elems > 0 ? elems : 1) * sizeof(T);
-  void* p = nullptr;
-#if defined(PYLSTM_POSIX_MEMORY)
-  if (bytes >= kHugePage) {  // (the size is not rounded up: a partial last 2 MiB stays in small pages)
-    if (posix_memalign(&p, kHugePage, bytes) != 0) p = nullptr;
-#if defined(MADV_HUGEPAGE)
-    if (p) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: ignored where THP is off
-#endif
-  }
-#endif
-  if (!p && bytes < kHugePage) p = std::malloc(bytes);
-#if !defined(PYLSTM_POSIX_MEMORY)
-  if (!p) p = std::malloc(bytes);
-#endif
-  if (!p) throw std::bad_alloc();
-  return Workspace<T>(static_cast<T*>(p));
-}
-
 Dims checked_dims(int64_t B, int64_t T, int64_t I, int64_t H) {
   if (B < 1 || T < 1 || I < 1 || H < 1) throw py::value_error("B, T, I and H must all be >= 1");
   return Dims{B, T, I, H};
@@ -162,8 +126,8 @@ py::tuple forward_impl(const std::string& isa, const py::object& x, const py::ob
     a.cs = cs_arr.mutable_data();
     cs = cs_arr;
   }
-  auto work = workspace<T>(kern.forward_workspace_elems(d, nthreads, need_cache, a.ids != nullptr));
-  a.work = work.get();
+  pylstm::Workspace work(sizeof(T) * kern.forward_workspace_elems(d, nthreads, need_cache, a.ids != nullptr));
+  a.work = static_cast<T*>(work.data());
   {
     py::gil_scoped_release nogil;
     kern.forward(a, d, nthreads);
@@ -222,8 +186,8 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
   std::fill(a.dW_ih, a.dW_ih + 4 * H * I, T(0));  // the kernel accumulates
   std::fill(a.dW_hh, a.dW_hh + 4 * H * H, T(0));
   std::fill(a.db, a.db + 4 * H, T(0));
-  auto work = workspace<T>(kern.backward_workspace_elems(d, nthreads, a.ids != nullptr));
-  a.work = work.get();
+  pylstm::Workspace work(sizeof(T) * kern.backward_workspace_elems(d, nthreads, a.ids != nullptr));
+  a.work = static_cast<T*>(work.data());
   {
     py::gil_scoped_release nogil;
     kern.backward(a, d, nthreads);
