@@ -66,7 +66,10 @@ ForwardWork forward_work(Dims d, int nthreads) {
   ForwardWork w;
   // W_hhᵀ packed once per call; for batch-1 steps with H below a vector, W_hhᵀ plain (short_rows)
   w.wpack = few_rec ? (short_rows<T>(d.H) ? d.H * G : 0) : d.H * padded_cols<T>(G);
-  w.bpack = few_in ? 0 : (d.I < KC ? d.I : KC) * padded_cols<T>(G);  // one block of W_ihᵀ
+  // One block of W_ihᵀ for the input projection, which runs before W_hh is packed and so packs into
+  // W_hh's room first: only what that room lacks is added.
+  const int64_t block = few_in ? 0 : (d.I < KC ? d.I : KC) * padded_cols<T>(G);
+  w.bpack = block > w.wpack ? block - w.wpack : 0;
   w.bias = padded_cols<T>(G);                       // b_ih + b_hh, zero padded
   w.cstate = d.B * d.H;                             // running cell state (inference)
   w.apack = static_cast<int64_t>(team_size(d, nthreads)) * forward_apack_stride<T>(d);
@@ -376,7 +379,10 @@ BackwardWork backward_work(Dims d, int nthreads) {
   const int64_t longest = rows > G ? rows : G;
   BackwardWork w;
   w.wpack = few_rows(d.B) ? 0 : G * padded_cols<T>(H);  // W_hh packed once: B(k, n) = W_hh[k, n]
-  w.bpack = (longest < KC ? longest : KC) * widest;  // one block of X, h_{t-1} or W_ih
+  // One block of X, h_{t-1} or W_ih for the products after the loop, which pack into W_hh's room
+  // (free by then) first: only what that room lacks is added.
+  const int64_t block = (longest < KC ? longest : KC) * widest;
+  w.bpack = block > w.wpack ? block - w.wpack : 0;
   w.carry = 2 * d.B * H;                             // carried dh and dc
   w.apack_stride = apack_stride<T>(longest, longest);
   w.apack = static_cast<int64_t>(team_size(d, nthreads)) * w.apack_stride;
