@@ -16,9 +16,13 @@ import contextlib
 import os
 from typing import Iterator
 
-# About 10-50 microseconds of spinning: enough to catch the next step's work
-# when the machine is quiet, short enough to yield quickly when it is not.
-SPIN_COUNT = "2000"
+# A few microseconds of spinning: enough to catch the next step's work when
+# the machine is quiet, short enough to yield quickly when it is not. Measured
+# on the 2-core VM (benchmarks/bench_load.py, 64,32,65,128 training step,
+# 2 threads): 300 -> 18.3 ms quiet (threads fall asleep between steps) but
+# 13.7 ms under a busy loop; 1000 -> 8.4 ms quiet, 17.1 ms loaded; 2000 ->
+# 8.6 and 22.6 ms; 20000 -> 8.1 and 59 ms.
+SPIN_COUNT = "1000"
 
 
 @contextlib.contextmanager
