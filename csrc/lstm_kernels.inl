@@ -19,6 +19,38 @@ inline T sigmoid(T a) { return T(1) / (T(1) + k_exp(-a)); }
 template <typename T>
 inline T clip_to(T v, T c) { return v > c ? c : (v < -c ? -c : v); }
 
+// One hidden unit's gate math, scalar: the formulas every path shares (the
+// vector paths, gates_forward_lanes and gates_backward_lanes, mirror them).
+// Forward: pre-activations in, activations out; writes c_t and h_t.
+template <typename T>
+inline void gate_forward_unit(T& ai, T& af, T& ag, T& ao, T c_prev, T& c, T& h) {
+  const T i = sigmoid(ai), f = sigmoid(af), g = k_tanh(ag), o = sigmoid(ao);
+  const T ct = f * c_prev + i * g;  // c_t = f⊙c_{t-1} + i⊙g
+  ai = i; af = f; ag = g; ao = o;
+  c = ct;
+  h = o * k_tanh(ct);               // h_t = o⊙tanh(c_t)
+}
+// Backward: activations in, pre-activation gradients dG out (clipped when
+// asked: the clipped value is what flows on); dh is the whole gradient
+// reaching h_t, dc_in the one reaching c_t from t+1. Returns the gradient
+// reaching c_{t-1}.
+template <typename T>
+inline T gate_backward_unit(T& ai, T& af, T& ag, T& ao, T dc_in, T dh, T c, T c_prev, bool clip_on, T clip) {
+  const T i = ai, f = af, g = ag, o = ao;
+  const T tc = k_tanh(c);
+  const T dc = dc_in + dh * o * (T(1) - tc * tc);  // through h_t = o⊙tanh(c_t)
+  T dai = dc * g * (i * (T(1) - i));               // dL/da_i = dc·g·σ'
+  T daf = dc * c_prev * (f * (T(1) - f));          // dL/da_f = dc·c_{t-1}·σ'
+  T dag = dc * i * (T(1) - g * g);                 // dL/da_g = dc·i·tanh'
+  T dao = dh * tc * (o * (T(1) - o));              // dL/da_o = dh·tanh(c_t)·σ'
+  if (clip_on) {
+    dai = clip_to(dai, clip); daf = clip_to(daf, clip);
+    dag = clip_to(dag, clip); dao = clip_to(dao, clip);
+  }
+  ai = dai; af = daf; ag = dag; ao = dao;
+  return dc * f;                                   // reaches c_{t-1}
+}
+
 inline int team_size(Dims d, int nthreads) { return team_size_rule(d, nthreads); }
 
 // Whether the recurrent product uses the unpacked few-rows path.
@@ -123,16 +155,8 @@ inline void gates_forward_row(T* a, T* c_out, T* h_out, const T* c_prev, int64_t
     return;
   }
 #endif
-  for (int64_t j = 0; j < H; ++j) {
-    const T i = sigmoid(a[j]);
-    const T f = sigmoid(a[H + j]);
-    const T g = k_tanh(a[2 * H + j]);
-    const T o = sigmoid(a[3 * H + j]);
-    const T c = f * (c_prev ? c_prev[j] : T(0)) + i * g;  // c_t = f⊙c_{t-1} + i⊙g
-    a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o;
-    c_out[j] = c;
-    h_out[j] = o * k_tanh(c);                             // h_t = o⊙tanh(c_t)
-  }
+  for (int64_t j = 0; j < H; ++j)
+    gate_forward_unit(a[j], a[H + j], a[2 * H + j], a[3 * H + j], c_prev ? c_prev[j] : T(0), c_out[j], h_out[j]);
 }
 
 // Small H: a row has fewer hidden units than a vector has lanes, so the gate
@@ -459,23 +483,10 @@ inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy
     return;
   }
 #endif
-  for (int64_t j = 0; j < H; ++j) {
-    const T i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
-    const T tc = k_tanh(c_row[j]);
-    const T dh = dh_carry[j] + (dy_row ? dy_row[j] : T(0));
-    const T dc = dc_carry[j] + dh * o * (T(1) - tc * tc);  // through h_t = o⊙tanh(c_t)
-    const T cp = c_prev ? c_prev[j] : T(0);
-    T dai = dc * g * (i * (T(1) - i));      // dL/da_i = dc·g·σ'
-    T daf = dc * cp * (f * (T(1) - f));     // dL/da_f = dc·c_{t-1}·σ'
-    T dag = dc * i * (T(1) - g * g);        // dL/da_g = dc·i·tanh'
-    T dao = dh * tc * (o * (T(1) - o));     // dL/da_o = dh·tanh(c_t)·σ'
-    if (clip_on) {
-      dai = clip_to(dai, clip); daf = clip_to(daf, clip);
-      dag = clip_to(dag, clip); dao = clip_to(dao, clip);
-    }
-    dc_carry[j] = dc * f;                   // reaches c_{t-1}
-    a[j] = dai; a[H + j] = daf; a[2 * H + j] = dag; a[3 * H + j] = dao;
-  }
+  for (int64_t j = 0; j < H; ++j)
+    dc_carry[j] = gate_backward_unit(a[j], a[H + j], a[2 * H + j], a[3 * H + j], dc_carry[j],
+                                     dh_carry[j] + (dy_row ? dy_row[j] : T(0)), c_row[j],
+                                     c_prev ? c_prev[j] : T(0), clip_on, clip);
 }
 
 template <typename T>

@@ -180,8 +180,8 @@ void from_lanes(T* dst, int64_t bs, const T* src, int64_t fs, int64_t B, int64_t
   }
 }
 
-// Gate math on n contiguous lanes (n a multiple of W): same formulas as the
-// row path (gates_forward_row).
+// Gate math on n contiguous lanes (n a multiple of W): gates_forward_lanes,
+// or gate_forward_unit per lane.
 template <typename T>
 inline void gate_math_forward(T* ai, T* af, T* ag, T* ao, const T* cp, T* c_out, T* h_out, int64_t n) {
 #if defined(PYLSTM_VECTOR_MATH)
@@ -191,13 +191,8 @@ inline void gate_math_forward(T* ai, T* af, T* ag, T* ao, const T* cp, T* c_out,
     return;
   }
 #endif
-  for (int64_t l = 0; l < n; ++l) {
-    const T i = sigmoid(ai[l]), f = sigmoid(af[l]), g = k_tanh(ag[l]), o = sigmoid(ao[l]);
-    const T c = f * (cp ? cp[l] : T(0)) + i * g;  // c_t = f⊙c_{t-1} + i⊙g
-    ai[l] = i; af[l] = f; ag[l] = g; ao[l] = o;
-    c_out[l] = c;
-    h_out[l] = o * k_tanh(c);                     // h_t = o⊙tanh(c_t)
-  }
+  for (int64_t l = 0; l < n; ++l)
+    gate_forward_unit(ai[l], af[l], ag[l], ao[l], cp ? cp[l] : T(0), c_out[l], h_out[l]);
 }
 
 // acc[q][v] (+)= Σ_k w[q*qs + k] · rows[k*rs + v*W] for the 4 gate rows q of one unit.
@@ -360,7 +355,8 @@ int64_t backward_workspace_elems(Dims d, bool ids) {
   return backward_plan<T>(d, ids).total;
 }
 
-// Gate backward on n contiguous lanes: same formulas as gates_backward_row.
+// Gate backward on n contiguous lanes: gates_backward_lanes, or
+// gate_backward_unit per lane.
 // dh already includes dy; dc_in may be null (zero) and dc_out may be c.
 template <typename T>
 inline void gate_math_backward(T* ai, T* af, T* ag, T* ao, const T* dc_in, T* dc_out, const T* dh, const T* c,
@@ -373,21 +369,9 @@ inline void gate_math_backward(T* ai, T* af, T* ag, T* ao, const T* dc_in, T* dc
     return;
   }
 #endif
-  for (int64_t l = 0; l < n; ++l) {
-    const T i = ai[l], f = af[l], g = ag[l], o = ao[l];
-    const T tc = k_tanh(c[l]);
-    const T dc = (dc_in ? dc_in[l] : T(0)) + dh[l] * o * (T(1) - tc * tc);  // through h_t = o⊙tanh(c_t)
-    T dai = dc * g * (i * (T(1) - i));                    // dL/da_i = dc·g·σ'
-    T daf = dc * (cp ? cp[l] : T(0)) * (f * (T(1) - f));  // dL/da_f = dc·c_{t-1}·σ'
-    T dag = dc * i * (T(1) - g * g);                      // dL/da_g = dc·i·tanh'
-    T dao = dh[l] * tc * (o * (T(1) - o));                // dL/da_o = dh·tanh(c_t)·σ'
-    if (clip_on) {
-      dai = clip_to(dai, clip); daf = clip_to(daf, clip);
-      dag = clip_to(dag, clip); dao = clip_to(dao, clip);
-    }
-    dc_out[l] = dc * f;                                   // reaches c_{t-1}
-    ai[l] = dai; af[l] = daf; ag[l] = dag; ao[l] = dao;
-  }
+  for (int64_t l = 0; l < n; ++l)
+    dc_out[l] = gate_backward_unit(ai[l], af[l], ag[l], ao[l], dc_in ? dc_in[l] : T(0), dh[l], c[l],
+                                   cp ? cp[l] : T(0), clip_on, clip);
 }
 
 // acc[r][v] = Σ_n w[n*ldw + r] · dG[n*gs + v*W]: R columns of a weight matrix
