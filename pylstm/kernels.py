@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import _core
-from ._config import get_num_threads, resolve_num_threads
+from ._config import MAX_THREADS, get_num_threads, resolve_num_threads
 from .reference import LSTMGrads
 
 __version__: str = _core.__version__
@@ -372,7 +372,7 @@ def _forward_as_given(x, W_ih, W_hh, b_ih, b_hh, h0, c0, need_cache, num_threads
         return None
     if num_threads is None:
         nthreads = get_num_threads()
-    elif type(num_threads) is int and num_threads >= 1:
+    elif type(num_threads) is int and 1 <= num_threads <= MAX_THREADS:
         nthreads = num_threads
     else:
         return None

@@ -406,7 +406,8 @@ def test_backward_returns_fresh_arrays_and_a_second_call_is_safe(impl):
 
 
 @pytest.mark.parametrize(
-    "bad, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError)]
+    "bad, error",
+    [(0, ValueError), (-1, ValueError), (2**16 + 1, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError)],
 )
 def test_bad_num_threads(impl, bad, error):
     args = _args()
