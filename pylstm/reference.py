@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._config import resolve_num_threads
+
 __all__ = [
     "LSTMGrads",
     "lstm_forward",
@@ -68,13 +70,8 @@ _WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _check_num_threads(num_threads: Any) -> None:
-    # Accepted and ignored, but checked, so that a bad value fails here too.
-    if num_threads is None:
-        return
-    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
-        raise TypeError(f"num_threads must be a positive int or None, got {num_threads!r}")
-    if num_threads < 1:
-        raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+    # Accepted and ignored, but checked by the kernels' own rule, so that a bad value fails here too.
+    resolve_num_threads(num_threads)
 
 
 def _check_weights(W_ih: Any, W_hh: Any, b_ih: Any, b_hh: Any) -> tuple[np.ndarray, ...]:
