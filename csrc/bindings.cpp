@@ -239,7 +239,8 @@ PYBIND11_MODULE(_core, m) {
       "forward",
       [](const std::string& isa, py::object x, py::object ids, py::object W_ih, py::object W_hh, py::object b_ih,
          py::object b_hh, py::object h0, py::object c0, int64_t B, int64_t T, bool need_cache, int nthreads) {
-        if (is_f32(W_ih)) return forward_impl<float>(isa, x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, nthreads);
+        if (is_f32(W_ih))
+          return forward_impl<float>(isa, x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, nthreads);
         return forward_impl<double>(isa, x, ids, W_ih, W_hh, b_ih, b_hh, h0, c0, B, T, need_cache, nthreads);
       },
       py::arg("isa"), py::arg("x"), py::arg("ids"), py::arg("W_ih"), py::arg("W_hh"), py::arg("b_ih"),
@@ -250,7 +251,8 @@ PYBIND11_MODULE(_core, m) {
       [](const std::string& isa, py::object gates, py::object cs, py::object y, py::object x, py::object ids,
          py::object W_ih, py::object W_hh, py::object h0, py::object c0, py::object dy, py::object dh_T,
          py::object dc_T, double clip, int nthreads) {
-        if (is_f32(W_ih)) return backward_impl<float>(isa, gates, cs, y, x, ids, W_ih, W_hh, h0, c0, dy, dh_T, dc_T, clip, nthreads);
+        if (is_f32(W_ih))
+          return backward_impl<float>(isa, gates, cs, y, x, ids, W_ih, W_hh, h0, c0, dy, dh_T, dc_T, clip, nthreads);
         return backward_impl<double>(isa, gates, cs, y, x, ids, W_ih, W_hh, h0, c0, dy, dh_T, dc_T, clip, nthreads);
       },
       py::arg("isa"), py::arg("gates"), py::arg("cs"), py::arg("y"), py::arg("x"), py::arg("ids"), py::arg("W_ih"),

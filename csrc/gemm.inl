@@ -199,7 +199,8 @@ inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, c
   };
   if (next) {
     for (int64_t k = 0; k < kc; ++k) {
-      for (int64_t l = 0; l < NR * int64_t(sizeof(T)); l += 64) __builtin_prefetch(next + k * NR + l / int64_t(sizeof(T)));
+      for (int64_t l = 0; l < NR * int64_t(sizeof(T)); l += 64)
+        __builtin_prefetch(next + k * NR + l / int64_t(sizeof(T)));
       step(k);
     }
   } else {
