@@ -13,6 +13,7 @@ already C-contiguous and of that dtype.
 from __future__ import annotations
 
 import contextlib
+import functools
 import numbers
 import os
 import threading
@@ -263,6 +264,10 @@ def _check_request(B: int, T: int, I: int, H: int, itemsize: int, forward: bool,
 
 _claim_lock = threading.Lock()
 
+# LSTMGrads from a 7-tuple without the namedtuple's Python-level __new__ (a
+# few tenths of a microsecond, on every training step).
+_as_grads = functools.partial(tuple.__new__, LSTMGrads)
+
 
 class LSTMCache:
     """What ``lstm_backward`` needs from a forward pass (opaque to users).
@@ -451,7 +456,7 @@ def lstm_backward(cache, dy, dh_T=None, dc_T=None, clip=None, num_threads=None) 
         _isa, cache.gates, cache.cs, cache.y, cache.x, cache.ids, cache.W_ih, cache.W_hh, cache.h0, cache.c0,
         dy, dh_T, dc_T, clip_value, nthreads,
     )
-    return LSTMGrads(dx, dh0, dc0, dW_ih, dW_hh, db, db.copy())
+    return _as_grads((dx, dh0, dc0, dW_ih, dW_hh, db, db.copy()))
 
 
 def lstm_step(x_t, W_ih, W_hh, b_ih, b_hh, h=None, c=None, num_threads=None):
