@@ -70,6 +70,22 @@ py::array_t<T> require(const py::object& obj, const char* name, std::initializer
   return py::reinterpret_borrow<py::array_t<T>>(arr);
 }
 
+// A fresh C-contiguous array of T, made with NumPy's own constructor: the
+// py::array_t constructor builds two std::vectors per array (shape and
+// strides), and a small training step makes a dozen arrays.
+template <typename T>
+py::array_t<T> new_array(std::initializer_list<int64_t> shape) {
+  const auto& api = py::detail::npy_api::get();
+  Py_intptr_t dims[4];
+  int nd = 0;
+  for (int64_t n : shape) dims[nd++] = static_cast<Py_intptr_t>(n);
+  PyObject* descr = api.PyArray_DescrFromType_(py::detail::npy_format_descriptor<T>::value);
+  if (!descr) throw py::error_already_set();
+  PyObject* arr = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, nd, dims, nullptr, nullptr, 0, nullptr);
+  if (!arr) throw py::error_already_set();  // (NumPy took the descriptor's reference either way)
+  return py::reinterpret_steal<py::array_t<T>>(arr);
+}
+
 template <typename T>
 const T* optional_ptr(const py::object& obj, const char* name, std::initializer_list<int64_t> shape) {
   if (obj.is_none()) return nullptr;
@@ -114,15 +130,15 @@ py::tuple forward_impl(const std::string& isa, const py::object& x, const py::ob
   if (!a.ids && x.is_none()) throw py::value_error("one of x and ids is required");
 
   // The cache's buffers are flat: their layout is the kernel's (lstm.h).
-  py::array_t<T> y({B, Tn, H}), h_T({B, H}), c_T({B, H});
-  py::array_t<T> gates(need_cache ? pylstm::cache_gates_elems(d) : pylstm::scratch_gates_elems(d));
+  py::array_t<T> y = new_array<T>({B, Tn, H}), h_T = new_array<T>({B, H}), c_T = new_array<T>({B, H});
+  py::array_t<T> gates = new_array<T>({need_cache ? pylstm::cache_gates_elems(d) : pylstm::scratch_gates_elems(d)});
   py::object cs = py::none();
   a.y = y.mutable_data();
   a.h_T = h_T.mutable_data();
   a.c_T = c_T.mutable_data();
   a.gates = gates.size() ? gates.mutable_data() : nullptr;
   if (need_cache) {
-    py::array_t<T> cs_arr(pylstm::cache_cells_elems(d));
+    py::array_t<T> cs_arr = new_array<T>({pylstm::cache_cells_elems(d)});
     a.cs = cs_arr.mutable_data();
     cs = cs_arr;
   }
@@ -172,9 +188,10 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
   a.clip = static_cast<T>(clip > 0 ? clip : 0);
 
   py::object dx = py::none();
-  py::array_t<T> dh0({B, H}), dc0({B, H}), dW_ih({4 * H, I}), dW_hh({4 * H, H}), db({4 * H});
+  py::array_t<T> dh0 = new_array<T>({B, H}), dc0 = new_array<T>({B, H});
+  py::array_t<T> dW_ih = new_array<T>({4 * H, I}), dW_hh = new_array<T>({4 * H, H}), db = new_array<T>({4 * H});
   if (!a.ids) {
-    py::array_t<T> dx_arr({B, Tn, I});
+    py::array_t<T> dx_arr = new_array<T>({B, Tn, I});
     a.dx = dx_arr.mutable_data();
     dx = dx_arr;
   }
