@@ -440,14 +440,15 @@ inline void reduce_nt_block(T* C, int64_t ldc, const T* A, int64_t lda, const T*
         for (int j = 0; j < NB; ++j) acc[i][j] = V::fma(x[i], y[j], acc[i][j]);
     }
   }
-  for (int i = 0; i < MB; ++i) {
-    if constexpr (NB == 4) {
+  if constexpr (MB == 4) {  // four rows' sums of one column at a time
+    for (int j = 0; j < NB; ++j) {
       T s4[4];
-      sum4<T>(acc[i][0], acc[i][1], acc[i][2], acc[i][3], s4);
-      for (int j = 0; j < 4; ++j) C[i * ldc + j] += s4[j];
-    } else {
-      for (int j = 0; j < NB; ++j) C[i * ldc + j] += acc[i][j].sum();
+      sum4<T>(acc[0][j], acc[1][j], acc[2][j], acc[3][j], s4);
+      for (int i = 0; i < 4; ++i) C[i * ldc + j] += s4[i];
     }
+  } else {
+    for (int i = 0; i < MB; ++i)
+      for (int j = 0; j < NB; ++j) C[i * ldc + j] += acc[i][j].sum();
   }
 }
 
@@ -557,10 +558,19 @@ void backward(const BackwardArgs<T>& a, Dims d) {
     default: backward_block<T, 3>(a, p, work, b0); break;
   }
 
-  // db = Σ_(t,b) dG
+  // db = Σ_(t,b) dG, four rows at a time (their lane sums folded together)
   const T* gates = a.gates;
-  for (int64_t n = 0; n < G; ++n) {
-    using V = Vec<T>;
+  using V = Vec<T>;
+  int64_t n = 0;
+  for (; n + 4 <= G; n += 4) {
+    V s[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+    for (int64_t k = 0; k < hist; k += V::W)
+      for (int i = 0; i < 4; ++i) s[i] = s[i] + V::load(gates + (n + i) * hist + k);
+    T s4[4];
+    sum4<T>(s[0], s[1], s[2], s[3], s4);
+    for (int i = 0; i < 4; ++i) a.db[n + i] += s4[i];
+  }
+  for (; n < G; ++n) {
     V s = V::zero();
     for (int64_t k = 0; k < hist; k += V::W) s = s + V::load(gates + n * hist + k);
     a.db[n] += s.sum();
