@@ -311,6 +311,15 @@ class SGD(Optimizer):
         return {"momentum": self.momentum, "nesterov": self.nesterov}
 
 
+def _scaled_step(p, g, a, tmp, lr, epsilon) -> None:
+    """p -= lr · g / (sqrt(a) + ε), in place through ``tmp`` (RMSprop's and Adagrad's shared last step)."""
+    np.sqrt(a, out=tmp)
+    tmp += epsilon
+    np.divide(g, tmp, out=tmp)
+    tmp *= lr
+    p -= tmp
+
+
 class RMSprop(Optimizer):
     """Divide by a running RMS of the gradient (Hinton's lecture 6e)."""
 
@@ -328,11 +337,7 @@ class RMSprop(Optimizer):
         np.multiply(g, g, out=tmp)
         tmp *= 1.0 - self.rho
         a += tmp
-        np.sqrt(a, out=tmp)
-        tmp += self.epsilon
-        np.divide(g, tmp, out=tmp)
-        tmp *= lr
-        p -= tmp
+        _scaled_step(p, g, a, tmp, lr, self.epsilon)
 
     def _hyper(self):
         return {"rho": self.rho, "epsilon": self.epsilon}
@@ -358,11 +363,7 @@ class Adagrad(Optimizer):
         a, tmp = self._state["accumulator"], self._tmp
         np.multiply(g, g, out=tmp)
         a += tmp
-        np.sqrt(a, out=tmp)
-        tmp += self.epsilon
-        np.divide(g, tmp, out=tmp)
-        tmp *= lr
-        p -= tmp
+        _scaled_step(p, g, a, tmp, lr, self.epsilon)
 
     def _hyper(self):
         return {"initial_accumulator_value": self.initial_accumulator_value, "epsilon": self.epsilon}
