@@ -23,8 +23,15 @@ import sys
 import time
 from typing import Any
 
-import _impls
-import _timing
+# Before NumPy loads: OpenBLAS's idle workers spin (sched_yield) for 2^28 cycles,
+# about 0.1 s, after each product. At 16 threads they kept the cores from
+# whatever ran next, pylstm or PyTorch, through the 20 ms pause between them
+# (PyTorch's own 2048³ product: best 1479, median 268 GFLOP/s). 2^22 cycles, a
+# few ms, still spans the gaps between the products of one NumPy LSTM call.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
+
+import _impls  # noqa: E402
+import _timing  # noqa: E402
 
 # Shapes of issue 3, as (T, B, I, H, layers), grouped.
 SHAPES: dict[str, list[tuple[int, int, int, int, int]]] = {

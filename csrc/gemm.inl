@@ -60,6 +60,36 @@ inline int thread_index() {
   return 0;
 #endif
 }
+// Threads in the team running this code (1 outside a parallel region).
+inline int64_t team_threads() {
+#if defined(_OPENMP)
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+// Row blocks of a product: `count` blocks of `rows` rows (a multiple of MR,
+// at most MC; the last may be shorter). In a team, the count goes up to a
+// multiple of the team where blocks stay at least half of MC, so every thread
+// gets as many (M = 2048 on 16 threads: 16 blocks of 128 rows, not 15 of 144
+// with one thread idle). Which rows share a block changes no result: each
+// row of C is computed alone.
+struct RowBlocks {
+  int64_t rows, count;
+};
+template <typename T>
+inline RowBlocks row_blocks(int64_t M) {
+  constexpr int MR = Tile<T>::MR;
+  RowBlocks rb{MC, (M + MC - 1) / MC};
+  const int64_t team = team_threads();
+  if (team > 1 && rb.count % team != 0) {
+    const int64_t want = (rb.count + team - 1) / team * team;
+    const int64_t rows = ((M + want - 1) / want + MR - 1) / MR * MR;
+    if (2 * rows >= MC) rb = RowBlocks{rows, (M + rows - 1) / rows};
+  }
+  return rb;
+}
 
 // Operand B of C = A·B, element (k, n), as a strided matrix.
 template <typename T>
@@ -170,15 +200,52 @@ void pack_a_block(T* dst, const T* A, int64_t a_rs, int64_t a_cs, int64_t m0, in
   }
 }
 
-// C[MR×NR tile] (+)= Apanel (kc×MR) · Bpanel (kc×NR) (+ bias, a row of NR
-// values added to every row, when not null), NR = NV vectors; only the
-// mr×nr top-left part is stored (the rest is padding).
+// Where a micro-tile reads its MR rows of A: a packed panel (lda = 0:
+// element (k, r) at p[k*MR + r]), or rows in place (element (k, r) at
+// p[r*lda + k]). The per-step products read A in place when its rows run
+// along k and a thread's task has few column panels: every thread of a team
+// would otherwise pack the same rows again for little use (at H = 512 on 16
+// threads, packing was an eighth of a thread's work in the backward's
+// product). With many panels per task, packing pays: rows in place far apart
+// share cache sets with the B panel (2-thread forward at H = 512: 3% slower).
+static constexpr int64_t kDirectMaxPanels = 8;
+template <typename T>
+struct ATile {
+  const T* p;
+  int64_t lda;
+};
+
+// Gets rows [m0, m0+mc) × depth [pc, pc+kc) of A ready for micro-tiles:
+// packed into `mine`, or, with `direct` (A's rows contiguous along k), left
+// in place but for a last partial tile of fewer than MR rows, which is packed
+// (zero rows pad it).
+template <typename T>
+inline void prepare_a(T* mine, const T* A, int64_t a_rs, int64_t a_cs, int64_t m0, int64_t mc, int64_t pc,
+                      int64_t kc, bool direct) {
+  constexpr int MR = Tile<T>::MR;
+  if (!direct) {
+    pack_a_block(mine, A, a_rs, a_cs, m0, mc, pc, kc);
+    return;
+  }
+  const int64_t whole = mc / MR * MR;
+  if (whole < mc) pack_a_block(mine + whole * kc, A, a_rs, a_cs, m0 + whole, mc - whole, pc, kc);
+}
+template <typename T>
+inline ATile<T> a_tile(const T* mine, const T* A, int64_t a_rs, int64_t m0, int64_t mc, int64_t i, int64_t pc,
+                       int64_t kc, bool direct) {
+  if (direct && i + Tile<T>::MR <= mc) return ATile<T>{A + (m0 + i) * a_rs + pc, a_rs};
+  return ATile<T>{mine + i * kc, 0};
+}
+
+// C[MR×NR tile] (+)= A (kc×MR, packed or in place: ATile) · Bpanel (kc×NR)
+// (+ bias, a row of NR values added to every row, when not null), NR = NV
+// vectors; only the mr×nr top-left part is stored (the rest is padding).
 // `next`, when not null, is the B panel the next tiles use (kc × NR): it is
 // asked for during this tile's k loop, one NR row per step, so it arrives
 // from L3 while this tile computes instead of stalling the next one.
-template <typename T, int NV>
-inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, const T* Bp, int64_t kc,
-                       bool accumulate, const T* bias, const T* next = nullptr) {
+template <typename T, int NV, bool Direct>
+inline void micro_tile_impl(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, int64_t lda, const T* Bp,
+                            int64_t kc, bool accumulate, const T* bias, const T* next) {
   constexpr int MR = Tile<T>::MR, W = Vec<T>::W, NR = NV * W;
   Vec<T> acc[MR][NV];
   for (int r = 0; r < MR; ++r)
@@ -193,7 +260,7 @@ inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, c
     Vec<T> b[NV];
     for (int v = 0; v < NV; ++v) b[v] = Vec<T>::load(Bp + k * NR + v * W);
     for (int r = 0; r < MR; ++r) {
-      const Vec<T> a = Vec<T>::set1(Ap[k * MR + r]);
+      const Vec<T> a = Vec<T>::set1(Direct ? Ap[r * lda + k] : Ap[k * MR + r]);
       for (int v = 0; v < NV; ++v) acc[r][v] = Vec<T>::fma(a, b[v], acc[r][v]);
     }
   };
@@ -233,26 +300,37 @@ inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, const T* Ap, c
 }
 
 template <typename T, int NV>
+inline void micro_tile(T* C, int64_t ldc, int64_t mr, int64_t nr, ATile<T> a, const T* Bp, int64_t kc,
+                       bool accumulate, const T* bias, const T* next = nullptr) {
+  if (a.lda)
+    micro_tile_impl<T, NV, true>(C, ldc, mr, nr, a.p, a.lda, Bp, kc, accumulate, bias, next);
+  else
+    micro_tile_impl<T, NV, false>(C, ldc, mr, nr, a.p, 0, Bp, kc, accumulate, bias, next);
+}
+
+template <typename T, int NV>
 void gemm_block_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t pc,
-                   int64_t kc, const T* bblock, bool accumulate, APack<T> apack, const T* bias) {
+                   int64_t kc, const T* bblock, bool accumulate, APack<T> apack, const T* bias, bool direct) {
   constexpr int MR = Tile<T>::MR, NR = NV * Vec<T>::W;
-  const int64_t nj = padded_cols<T>(N) / NR, nic = (M + MC - 1) / MC;
+  const RowBlocks rb = row_blocks<T>(M);
+  const int64_t nj = padded_cols<T>(N) / NR, nic = rb.count;
+  direct = direct && nj < kDirectMaxPanels * team_threads();  // panels per thread, about
   T* mine = apack.base + static_cast<int64_t>(thread_index()) * apack.stride;
   int64_t packed_ic = -1;
 #pragma omp for schedule(static)
   for (int64_t task = 0; task < nic * nj; ++task) {
     const int64_t ic = task / nj, j = task % nj;
-    const int64_t m0 = ic * MC, mc = (M - m0 < MC) ? M - m0 : MC;
+    const int64_t m0 = ic * rb.rows, mc = (M - m0 < rb.rows) ? M - m0 : rb.rows;
     if (ic != packed_ic) {
-      pack_a_block(mine, A, a_rs, a_cs, m0, mc, pc, kc);
+      prepare_a(mine, A, a_rs, a_cs, m0, mc, pc, kc, direct);
       packed_ic = ic;
     }
     const int64_t n0 = j * NR, nr = (N - n0 < NR) ? N - n0 : NR;
     const T* next = (j + 1 < nj) ? bblock + (j + 1) * kc * NR : nullptr;  // asked for by the last tile
     for (int64_t i = 0; i < mc; i += MR)
-      micro_tile<T, NV>(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr, mine + i * kc,
-                        bblock + j * kc * NR, kc, accumulate, bias ? bias + n0 : nullptr,
-                        i + MR >= mc ? next : nullptr);
+      micro_tile<T, NV>(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr,
+                        a_tile(mine, A, a_rs, m0, mc, i, pc, kc, direct), bblock + j * kc * NR, kc, accumulate,
+                        bias ? bias + n0 : nullptr, i + MR >= mc ? next : nullptr);
   }  // barrier
 }
 
@@ -261,13 +339,13 @@ void gemm_block_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t 
 // thread packs its A block (MC×KC, L2) once and reuses it across panels.
 template <typename T>
 void gemm_block(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t pc,
-                int64_t kc, const T* bblock, bool accumulate, APack<T> apack, const T* bias) {
+                int64_t kc, const T* bblock, bool accumulate, APack<T> apack, const T* bias, bool direct = false) {
   if (panel_width<T>(N) == Tile<T>::NR)
-    gemm_block_nv<T, Tile<T>::NV>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias);
+    gemm_block_nv<T, Tile<T>::NV>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias, direct);
   else if (panel_width<T>(N) == 3 * Vec<T>::W)
-    gemm_block_nv<T, 3>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias);
+    gemm_block_nv<T, 3>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias, direct);
   else
-    gemm_block_nv<T, 1>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias);
+    gemm_block_nv<T, 1>(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bblock, accumulate, apack, bias, direct);
 }
 
 template <typename T>
@@ -287,37 +365,42 @@ void zero_rows(T* C, int64_t ldc, int64_t M, int64_t N) {
 template <typename T, int NV>
 void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs,
                         int64_t k0, int64_t klen, const T* bgroup, bool accumulate, APack<T> apack,
-                        const T* bias) {
+                        const T* bias, bool direct) {
   constexpr int MR = Tile<T>::MR, NR = NV * Vec<T>::W;
-  const int64_t Np = padded_cols<T>(N), nj = Np / NR, nic = (M + MC - 1) / MC;
-  // Column ranges per row block, by a rule of the shape only (never of the
-  // team): few enough panels per task that its part of C and one B block
-  // stay in half the L2, and at least 4 tasks for a small team.
-  const int64_t rows = M < MC ? M : MC;
+  const RowBlocks rb = row_blocks<T>(M);
+  const int64_t Np = padded_cols<T>(N), nj = Np / NR, nic = rb.count;
+  // Column ranges per row block: few enough panels per task that its part
+  // of C and one B block stay in half the L2, at least 4 tasks for a small
+  // team, and at least one per thread (a per-step product has one row
+  // block: split 4 ways, it kept 12 of 16 threads idle).
+  const int64_t rows = M < rb.rows ? M : rb.rows;
   const int64_t fit = kL2Floats / (NR * (rows + KC)) > 0 ? kL2Floats / (NR * (rows + KC)) : 1;
+  const int64_t team = team_threads();
   int64_t want = (4 + nic - 1) / nic;
   if (want < (nj + fit - 1) / fit) want = (nj + fit - 1) / fit;
-  const int64_t nsplit = want < nj ? want : nj;
-  const int64_t per = (nj + nsplit - 1) / nsplit;
+  if (want < (team + nic - 1) / nic) want = (team + nic - 1) / nic;
+  const int64_t per = (nj + (want < nj ? want : nj) - 1) / (want < nj ? want : nj);
+  const int64_t nsplit = (nj + per - 1) / per;
+  direct = direct && per < kDirectMaxPanels;
   T* mine = apack.base + static_cast<int64_t>(thread_index()) * apack.stride;
 #pragma omp for schedule(static)
   for (int64_t task = 0; task < nic * nsplit; ++task) {
     const int64_t ic = task / nsplit, j0 = (task % nsplit) * per;
     const int64_t j1 = (j0 + per < nj) ? j0 + per : nj;
-    const int64_t m0 = ic * MC, mc = (M - m0 < MC) ? M - m0 : MC;
+    const int64_t m0 = ic * rb.rows, mc = (M - m0 < rb.rows) ? M - m0 : rb.rows;
     for (int64_t pc = k0; pc < k0 + klen; pc += KC) {
       const int64_t kc = (k0 + klen - pc < KC) ? k0 + klen - pc : KC;
       const T* bblock = bgroup + (pc - k0) * Np;
       const bool acc = accumulate || pc > k0;
       const T* bias_here = (pc == k0 && !accumulate) ? bias : nullptr;
-      pack_a_block(mine, A, a_rs, a_cs, m0, mc, pc, kc);
+      prepare_a(mine, A, a_rs, a_cs, m0, mc, pc, kc, direct);
       for (int64_t j = j0; j < j1; ++j) {
         const int64_t n0 = j * NR, nr = (N - n0 < NR) ? N - n0 : NR;
         const T* next = (j + 1 < j1) ? bblock + (j + 1) * kc * NR : nullptr;  // asked for by the last tile
         for (int64_t i = 0; i < mc; i += MR)
-          micro_tile<T, NV>(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr, mine + i * kc,
-                            bblock + j * kc * NR, kc, acc, bias_here ? bias_here + n0 : nullptr,
-                            i + MR >= mc ? next : nullptr);
+          micro_tile<T, NV>(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr,
+                            a_tile(mine, A, a_rs, m0, mc, i, pc, kc, direct), bblock + j * kc * NR, kc, acc,
+                            bias_here ? bias_here + n0 : nullptr, i + MR >= mc ? next : nullptr);
       }
     }
   }  // barrier
@@ -325,13 +408,15 @@ void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int
 
 template <typename T>
 void gemm_rows_first(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t k0,
-                     int64_t klen, const T* bgroup, bool accumulate, APack<T> apack, const T* bias) {
+                     int64_t klen, const T* bgroup, bool accumulate, APack<T> apack, const T* bias,
+                     bool direct = false) {
   if (panel_width<T>(N) == Tile<T>::NR)
-    gemm_rows_first_nv<T, Tile<T>::NV>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias);
+    gemm_rows_first_nv<T, Tile<T>::NV>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias,
+                                       direct);
   else if (panel_width<T>(N) == 3 * Vec<T>::W)
-    gemm_rows_first_nv<T, 3>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias);
+    gemm_rows_first_nv<T, 3>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias, direct);
   else
-    gemm_rows_first_nv<T, 1>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias);
+    gemm_rows_first_nv<T, 1>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias, direct);
 }
 
 // Whether a product goes rows first: more than one K block (with a single
@@ -353,15 +438,19 @@ void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T*
                     int64_t a_cs, const T* Bpacked, bool accumulate, APack<T> apack, const T* bias = nullptr) {
   if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);
   if (accumulate) bias = nullptr;
-  if (rows_first<T>(M, N, K)) {
-    gemm_rows_first(C, ldc, M, N, A, a_rs, a_cs, 0, K, Bpacked, accumulate, apack, bias);
+  // In a team, rows first also when C is small: each thread then runs all K
+  // blocks of its own columns with one barrier at the end, not one per block
+  // (the backward's per-step product at H = 512: eight barriers per step).
+  const bool direct = a_cs == 1;  // rows in place where few panels per thread (see ATile)
+  if (rows_first<T>(M, N, K) || (K > KC && team_threads() > 1)) {
+    gemm_rows_first(C, ldc, M, N, A, a_rs, a_cs, 0, K, Bpacked, accumulate, apack, bias, direct);
     return;
   }
   const int64_t Np = padded_cols<T>(N);
   for (int64_t pc = 0; pc < K; pc += KC) {
     const int64_t kc = (K - pc < KC) ? K - pc : KC;
     gemm_block(C, ldc, M, N, A, a_rs, a_cs, pc, kc, Bpacked + pc * Np, accumulate || pc > 0, apack,
-               pc == 0 ? bias : nullptr);
+               pc == 0 ? bias : nullptr, direct);
   }
 }
 

@@ -80,6 +80,7 @@ def test_threaded_shapes_really_use_threads():
     assert _core.team_size(B, T, I, H, 2) == 2
     for B, T, I, H in (THREADED_SHAPE, THREADED_LARGE_SHAPE):
         assert _core.team_size(B, T, I, H, 3) == 3
+    assert _core.team_size(*THREADED_LARGE_SHAPE, 4) == 4
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
@@ -198,11 +199,11 @@ THREAD_VARIANTS = {
 @pytest.mark.parametrize("variant", list(THREAD_VARIANTS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_threads_bit_identical(isa, dtype, variant, shape, make_problem):
-    # Both shapes really run 3 threads (test_threaded_shapes_really_use_threads).  Work is
+    # Both shapes really run 3 threads, the large one 4 (test_threaded_shapes_really_use_threads).  Work is
     # split without atomics (weight gradients by rows), so bits must agree.
     opts = THREAD_VARIANTS[variant]
     p = make_problem(*shape, V=50 if opts.get("ids") else None, scale=2.0, dtype=dtype)
-    runs = {n: _run(kernels, p, dtype, num_threads=n, **opts) for n in (1, 2, 3, 1)}
+    runs = {n: _run(kernels, p, dtype, num_threads=n, **opts) for n in (1, 2, 3, 4, 1)}
     base = runs[1]
     for n, out in runs.items():
         for name, a in out.items():
