@@ -11,6 +11,7 @@
 #endif
 
 #include "lstm.h"
+#include "phase_clock.h"
 
 namespace pylstm {
 namespace isa_avx512 {

@@ -286,6 +286,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   T* xchunk = a.gates + sw.x;                   // stepwise: x rows of the chunk (tc, B, I)
   T* cchunk = a.gates + sw.c;                   // stepwise: pre-activations of the chunk (tc, B, 4H)
   const int64_t gld = stepwise ? G : Tn * G;    // row stride of one step's gates
+  PYLSTM_PHASE_START();
 
   // 1. gates = x·W_ihᵀ + (b_ih + b_hh) for every step at once (stepwise:
   // W_ihᵀ packed, the products come in the time loop).
@@ -312,6 +313,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
             w.wpack + w.bpack);
   }
   if (!a.h0 && !stepwise) poison_zero_state_rows(a.gates, gld, a.W_hh, B, H);
+  PYLSTM_PHASE(0, "forward: input projection");
   // 2. W_hhᵀ packed once for all T steps: B(k, n) = W_hh[n, k].
   const bool few = few_rows(B);
   const bool axpy = few && short_rows<T>(H);
@@ -321,6 +323,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
     for (int64_t k = 0; k < H; ++k)
       for (int64_t n = 0; n < G; ++n) wpack[k * G + n] = a.W_hh[n * H + k];
   }
+  PYLSTM_PHASE(1, "forward: pack W_hh");
 
   // 3. The time loop: h_{t-1}·W_hhᵀ (stepwise: and x_t·W_ihᵀ) and the gate math.
   for (int64_t t = 0; t < Tn; ++t) {
@@ -340,6 +343,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
         gemm_prepacked<T>(cchunk, G, tc * B, G, I, xchunk, I, 1, wihpack, false, apack, bias);
       }
       if (!a.h0 && t == 0) poison_zero_state_rows(cchunk, gld, a.W_hh, B, H);
+      PYLSTM_PHASE(2, "forward: step input product");
     }
     if (hprev) {
       if (axpy)
@@ -349,6 +353,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
       else
         gemm_prepacked<T>(gt, gld, B, G, H, hprev, hstride, 1, wpack, true, apack);
     }
+    PYLSTM_PHASE(3, "forward: step recurrent product");
     // Where c_{t-1} and c_t live for batch row b (null c_{t-1} = zeros).
     auto cell = [&](int64_t b, const T*& c_prev, T*& c_out) {
       const int64_t r = b * Tn + t;
@@ -374,6 +379,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
         gates_forward_row(gt + b * gld, c_out, a.y + (b * Tn + t) * H, c_prev, H);
       }
     }
+    PYLSTM_PHASE(4, "forward: step gate math");
   }
   // 4. Final state.
 #pragma omp for schedule(static)
@@ -385,6 +391,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
       a.c_T[b * H + j] = c_last[j];
     }
   }
+  PYLSTM_PHASE(5, "forward: final state");
 }
 
 // --------------------------------------------------------------- backward --
@@ -546,6 +553,7 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
   T* dh_carry = bpack + w.bpack;                  // B × H
   T* dc_carry = dh_carry + B * H;                 // B × H
   const APack<T> apack{dc_carry + B * H, w.apack_stride};
+  PYLSTM_PHASE_START();
 
 #pragma omp for schedule(static)
   for (int64_t b = 0; b < B; ++b)
@@ -554,6 +562,7 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
       dc_carry[b * H + j] = a.dc_T ? a.dc_T[b * H + j] : T(0);
     }
   if (!few_rows(B)) pack_b_full<T>(wpack, Strided<T>{a.W_hh, H, 1}, G, H);
+  PYLSTM_PHASE(10, "backward: start, pack W_hh");
 
   constexpr int64_t kChunk = 64;  // columns of db (and of the ids path's dW_ih) per task
   // The time loop in reverse: gate backward, then dh_{t-1} = dG_t · W_hh.
@@ -572,6 +581,7 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
                            a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip_on, a.clip);
       }
     }
+    PYLSTM_PHASE(11, "backward: step gate math");
     // db += Σ_b dG_t while dG_t is in cache (a pass over all of dG after the
     // loop read it back from memory: 7 ms at H = 512). Column chunks split
     // over threads, rows summed in a fixed order; nothing below writes dG_t
@@ -588,6 +598,7 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
       gemm_few_rows_nn<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, a.W_hh, H);
     else
       gemm_prepacked<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, 1, wpack, false, apack);
+    PYLSTM_PHASE(12, "backward: step db + product");
   }
 #pragma omp for schedule(static)
   for (int64_t b = 0; b < B; ++b)
@@ -602,8 +613,10 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
   T* bgroup = wpack;
   const int64_t bcap = w.wpack + w.bpack;
   // dW_hh += dGᵀ · h_{t-1}   (A(m, k) = dG[k, m])
+  PYLSTM_PHASE(13, "backward: dh0, dc0");
   gemm<T>(a.dW_hh, H, G, H, rows, a.gates, 1, G, PrevHidden<T>{a.y, a.h0, Tn, H}, true, bgroup, apack, nullptr,
           bcap);
+  PYLSTM_PHASE(14, "backward: dW_hh");
   if (a.ids) {
     // dW_ih[:, id] += dG row: a scatter, rows of dW_ih split over threads.
 #pragma omp for schedule(static)
@@ -618,7 +631,9 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
   } else {
     // dW_ih += dGᵀ · X ;  dx = dG · W_ih
     gemm<T>(a.dW_ih, I, G, I, rows, a.gates, 1, G, Strided<T>{a.x, I, 1}, true, bgroup, apack, nullptr, bcap);
+    PYLSTM_PHASE(15, "backward: dW_ih");
     gemm<T>(a.dx, I, rows, I, G, a.gates, G, 1, Strided<T>{a.W_ih, I, 1}, false, bgroup, apack, nullptr, bcap);
+    PYLSTM_PHASE(16, "backward: dx");
   }
 }
 
