@@ -66,8 +66,9 @@ def _shape_id(s) -> str:
 # enough work per step for the kernel to really use 2 threads (asserted below).
 # From (8, ...) to (100, ...): small H with B >= 8, the batch-in-lanes path (csrc/lstm_lanes.inl),
 # with batches that leave whole and partial blocks of lanes.
+# (13, 4, 6, 80): whole vectors of hidden units on the row path, a partial tile of batch rows.
 SHAPES = [(1, 1, 1, 1), (3, 4, 7, 3), (2, 3, 3, 17), (4, 2, 17, 33), (1, 5, 33, 7), (5, 3, 1, 33),
-          (8, 3, 2, 5), (19, 4, 3, 15), (37, 2, 5, 64), (100, 3, 1, 40), (20, 3, 5, 127)]
+          (8, 3, 2, 5), (19, 4, 3, 15), (37, 2, 5, 64), (100, 3, 1, 40), (13, 4, 6, 80), (20, 3, 5, 127)]
 LANES_SHAPES = [s for s in SHAPES if s[0] >= 8 and s[3] <= 64]
 THREADED_SHAPE = (26, 4, 24, 129)  # B, T, I, H: past the threading threshold for 3 threads
 # B·T above the GEMM's row block (144) and I, 4H above its depth block (256): the large
