@@ -212,7 +212,7 @@ void pack_a_block(T* dst, const T* A, int64_t a_rs, int64_t a_cs, int64_t m0, in
 // would otherwise pack the same rows again for little use (at H = 512 on 16
 // threads, packing was an eighth of a thread's work in the backward's
 // product). With many panels per task, packing pays: rows in place far apart
-// share cache sets with the B panel (2-thread forward at H = 512: 3% slower).
+// share cache sets with the B panel (2-thread forward at H = 512: about 3% slower).
 static constexpr int64_t kDirectMaxPanels = 8;
 template <typename T>
 struct ATile {
@@ -384,8 +384,8 @@ void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int
   int64_t want = (4 + nic - 1) / nic;
   if (want < (nj + fit - 1) / fit) want = (nj + fit - 1) / fit;
   if (want < (team + nic - 1) / nic) want = (team + nic - 1) / nic;
-  const int64_t per = (nj + (want < nj ? want : nj) - 1) / (want < nj ? want : nj);
-  const int64_t nsplit = (nj + per - 1) / per;
+  const int64_t splits = want < nj ? want : nj;
+  const int64_t per = (nj + splits - 1) / splits, nsplit = (nj + per - 1) / per;  // no empty task
   direct = direct && per < kDirectMaxPanels;
   T* mine = apack.base + static_cast<int64_t>(thread_index()) * apack.stride;
 #pragma omp for schedule(static)
