@@ -4,7 +4,8 @@
 // adds the wall time of each phase (between two team barriers, so the time
 // of the slowest thread) to a per-process table, printed to stderr at exit.
 // Without it every macro is empty. Used to see where a 16-thread training
-// step loses its time on a machine that has no perf.
+// step loses its time on a machine that has no perf. One table per process,
+// not synchronized: time one Python thread's calls at a time.
 #pragma once
 
 #if defined(PYLSTM_PHASE_TIMES)
