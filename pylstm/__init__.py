@@ -11,7 +11,15 @@ from ._config import get_num_threads, set_num_threads
 from ._openmp_env import brief_spinning
 
 with brief_spinning():  # the OpenMP runtime starts when the extension loads
-    from . import _core  # noqa: F401
+    try:
+        from . import _core  # noqa: F401
+    except ImportError as e:  # most often: the source checkout shadows the installed package
+        raise ImportError(
+            f"pylstm's compiled extension (pylstm._core) is not in {__path__[0]} ({e}). If that is the source "
+            "checkout, it came first on sys.path (`python -m pytest` run from the checkout puts it there): run "
+            "`pytest` instead, or run from another folder, or build it in place with "
+            "`pip install -e . --no-build-isolation`."
+        ) from e
 from .kernels import (
     LSTMGrads,
     info,
