@@ -1,12 +1,12 @@
-"""Command line: ``python -m pylstm {tasks, run, gradcheck, info}``.
+"""Command line: ``pylstm {tasks, run, gradcheck, info}`` (or ``python -m pylstm ...``).
 
-    python -m pylstm tasks                       # the classic tasks, their metric and target
-    python -m pylstm run parity --seed 3         # train the working configuration, print the results line
-    python -m pylstm run parity --naive          # the people's configuration, and why it fails
-    python -m pylstm run parity --naive --plot parity.png   # working and naive side by side
-    python -m pylstm run all                     # every task, quick form, and a summary table
-    python -m pylstm run char --full --text tinyshakespeare.txt --minutes 10
-    python -m pylstm gradcheck                   # kernel vs NumPy reference vs finite differences
+    pylstm tasks                                     # the classic tasks, their metric and target
+    pylstm run parity --seed 3                       # train the working configuration, print the results line
+    pylstm run parity --naive                        # the people's configuration, and why it fails
+    pylstm run parity --naive --plot parity.png      # working and naive side by side
+    pylstm run all                                   # every task, quick form, and a summary table
+    pylstm run char --full --text tinyshakespeare.txt --minutes 10
+    pylstm gradcheck                                 # kernel vs NumPy reference vs finite differences
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     print(f"{'task':<{width}}  {'metric':<30}  {'target':<26}  description")
     for t in tasks.TASKS.values():
         print(f"{t.name:<{width}}  {t.metric:<30}  {t.target:<26}  {t.summary}")
-    print("\nrun one: python -m pylstm run TASK [--seed N] [--naive] [--plot out.png] [--quick|--full]")
+    print("\nrun one: pylstm run TASK [--seed N] [--naive] [--plot out.png] [--quick|--full]")
     return 0
 
 
@@ -112,11 +112,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pylstm", description="pylstm: fast LSTM training on the CPU.")
+    p = argparse.ArgumentParser(prog="pylstm", description="pylstm: fast LSTM training on the CPU.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("tasks", help="list the classic tasks").set_defaults(func=_cmd_tasks)
     r = sub.add_parser("run", help="train a task (or 'all') and report")
-    r.add_argument("task", help="a task name from 'python -m pylstm tasks', or 'all'")
+    r.add_argument("task", help="a task name from 'pylstm tasks', or 'all'")
     r.add_argument("--seed", type=int, default=0, help="seed of data, initialization and shuffling (default 0)")
     r.add_argument("--naive", action="store_true", help="run what people tried, and explain why it fails")
     r.add_argument("--plot", metavar="FILE", help="learning curves (working and, with --naive, naive side by side)")

@@ -10,7 +10,7 @@ reports, for every output and every gradient, the relative error
   ``L = sum(y * R_y) + sum(h_T * R_h) + sum(c_T * R_c)`` (fixed random R's, so
   every output matters), always taken in float64 with the kernel's float64 path.
 
-``python -m pylstm gradcheck`` prints ``format_report(gradcheck())``.
+``pylstm gradcheck`` prints ``format_report(gradcheck())``.
 """
 from __future__ import annotations
 

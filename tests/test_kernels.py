@@ -321,7 +321,7 @@ def test_matches_torch(dtype, state, make_problem):
 
 
 # --------------------------------------------------------------------------- #
-# the gradcheck report (python -m pylstm gradcheck)
+# the gradcheck report (pylstm gradcheck)
 # --------------------------------------------------------------------------- #
 
 

@@ -3,11 +3,11 @@
 Each task has a seeded data generator (the exact spec plus variants), the
 configuration that works, and the naive configuration people tried; a naive
 run ends with an explanation built from what it measured.  Run them from the
-command line (``python -m pylstm tasks`` lists them)::
+command line (``pylstm tasks`` lists them)::
 
-    python -m pylstm run parity --seed 3 --plot parity.png
-    python -m pylstm run copy-first --naive
-    python -m pylstm run all
+    pylstm run parity --seed 3 --plot parity.png
+    pylstm run copy-first --naive
+    pylstm run all
 
 or from Python::
 
@@ -74,7 +74,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
 
 
 def names() -> list[str]:
-    """Task names, in the order of ``python -m pylstm tasks``."""
+    """Task names, in the order of ``pylstm tasks``."""
     return list(TASKS)
 
 
