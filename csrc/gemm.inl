@@ -372,15 +372,22 @@ void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int
                         int64_t k0, int64_t klen, const T* bgroup, bool accumulate, APack<T> apack,
                         const T* bias, bool direct) {
   constexpr int MR = Tile<T>::MR, NR = NV * Vec<T>::W;
-  const RowBlocks rb = row_blocks<T>(M);
-  const int64_t Np = padded_cols<T>(N), nj = Np / NR, nic = rb.count;
+  const int64_t Np = padded_cols<T>(N), nj = Np / NR, team = team_threads();
+  RowBlocks rb = row_blocks<T>(M);
+  if (rb.count * nj < team) {
+    // Fewer panels than threads even one panel a task (the backward's
+    // per-step product at H = 256: 8 panels on 16 threads): cut the rows too.
+    const int64_t parts = (team + nj - 1) / nj;
+    const int64_t r = ((M + parts - 1) / parts + MR - 1) / MR * MR;
+    rb = RowBlocks{r, (M + r - 1) / r};
+  }
+  const int64_t nic = rb.count;
   // Column ranges per row block: few enough panels per task that its part
   // of C and one B block stay in half the L2, at least 4 tasks for a small
   // team, and at least one per thread (a per-step product has one row
   // block: split 4 ways, it kept 12 of 16 threads idle).
   const int64_t rows = M < rb.rows ? M : rb.rows;
   const int64_t fit = kL2Floats / (NR * (rows + KC)) > 0 ? kL2Floats / (NR * (rows + KC)) : 1;
-  const int64_t team = team_threads();
   int64_t want = (4 + nic - 1) / nic;
   if (want < (nj + fit - 1) / fit) want = (nj + fit - 1) / fit;
   if (want < (team + nic - 1) / nic) want = (team + nic - 1) / nic;

@@ -71,6 +71,8 @@ SHAPES = [(1, 1, 1, 1), (3, 4, 7, 3), (2, 3, 3, 17), (4, 2, 17, 33), (1, 5, 33, 
           (8, 3, 2, 5), (19, 4, 3, 15), (37, 2, 5, 64), (100, 3, 1, 40), (13, 4, 6, 80), (20, 3, 5, 127)]
 LANES_SHAPES = [s for s in SHAPES if s[0] >= 8 and s[3] <= 64]
 THREADED_SHAPE = (26, 4, 24, 129)  # B, T, I, H: past the threading threshold for 3 threads
+# 3 panels of H for 4 threads: the backward's per-step product splits its batch rows too.
+THREADED_FEW_PANELS_SHAPE = (64, 3, 20, 96)
 # B·T above the GEMM's row block (144) and I, 4H above its depth block (256): the large
 # products' rows-first path, split over 3 threads.
 THREADED_LARGE_SHAPE = (40, 5, 300, 129)
@@ -81,7 +83,8 @@ def test_threaded_shapes_really_use_threads():
     assert _core.team_size(B, T, I, H, 2) == 2
     for B, T, I, H in (THREADED_SHAPE, THREADED_LARGE_SHAPE):
         assert _core.team_size(B, T, I, H, 3) == 3
-    assert _core.team_size(*THREADED_LARGE_SHAPE, 4) == 4
+    for shape in (THREADED_LARGE_SHAPE, THREADED_FEW_PANELS_SHAPE):
+        assert _core.team_size(*shape, 4) == 4
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
@@ -196,11 +199,11 @@ THREAD_VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("shape", [THREADED_SHAPE, THREADED_LARGE_SHAPE], ids=_shape_id)
+@pytest.mark.parametrize("shape", [THREADED_SHAPE, THREADED_LARGE_SHAPE, THREADED_FEW_PANELS_SHAPE], ids=_shape_id)
 @pytest.mark.parametrize("variant", list(THREAD_VARIANTS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_threads_bit_identical(isa, dtype, variant, shape, make_problem):
-    # Both shapes really run 3 threads, the large one 4 (test_threaded_shapes_really_use_threads).  Work is
+    # The shapes really run 3 or 4 threads (test_threaded_shapes_really_use_threads).  Work is
     # split without atomics (weight gradients by rows), so bits must agree.
     opts = THREAD_VARIANTS[variant]
     p = make_problem(*shape, V=50 if opts.get("ids") else None, scale=2.0, dtype=dtype)
