@@ -76,13 +76,15 @@ inline int64_t team_threads() {
 // 7.5 ms at 2 threads), and the count goes up to a multiple of the team
 // where blocks stay at least half of MC, so every thread gets as many (M =
 // 2048 on 16 threads: 16 blocks of 128 rows, not 15 of 144 with one thread
-// idle). Which rows share a block changes no result: each row of C is
+// idle). When even one column panel per task leaves threads idle, the rows
+// are cut further (the backward's per-step product at H = 256: 8 panels on
+// 16 threads). Which rows share a block changes no result: each row of C is
 // computed alone.
 struct RowBlocks {
   int64_t rows, count;
 };
 template <typename T>
-inline RowBlocks row_blocks(int64_t M) {
+inline RowBlocks row_blocks(int64_t M, int64_t panels) {
   constexpr int MR = Tile<T>::MR;
   auto even = [](int64_t m, int64_t n) { return ((m + n - 1) / n + MR - 1) / MR * MR; };
   int64_t count = (M + MC - 1) / MC;
@@ -92,6 +94,7 @@ inline RowBlocks row_blocks(int64_t M) {
     const int64_t want = (count + team - 1) / team * team;
     if (2 * even(M, want) >= MC) count = want;
   }
+  if (count * panels < team) count = (team + panels - 1) / panels;
   const int64_t rows = even(M, count > 0 ? count : 1);
   return RowBlocks{rows, rows > 0 ? (M + rows - 1) / rows : 0};
 }
@@ -317,8 +320,9 @@ template <typename T, int NV>
 void gemm_block_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t pc,
                    int64_t kc, const T* bblock, bool accumulate, APack<T> apack, const T* bias, bool direct) {
   constexpr int MR = Tile<T>::MR, NR = NV * Vec<T>::W;
-  const RowBlocks rb = row_blocks<T>(M);
-  const int64_t nj = padded_cols<T>(N) / NR, nic = rb.count;
+  const int64_t nj = padded_cols<T>(N) / NR;
+  const RowBlocks rb = row_blocks<T>(M, nj);
+  const int64_t nic = rb.count;
   direct = direct && nj < kDirectMaxPanels * team_threads();  // panels per thread, about
   T* mine = apack.base + static_cast<int64_t>(thread_index()) * apack.stride;
   int64_t packed_ic = -1;
@@ -373,14 +377,7 @@ void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int
                         const T* bias, bool direct) {
   constexpr int MR = Tile<T>::MR, NR = NV * Vec<T>::W;
   const int64_t Np = padded_cols<T>(N), nj = Np / NR, team = team_threads();
-  RowBlocks rb = row_blocks<T>(M);
-  if (rb.count * nj < team) {
-    // Fewer panels than threads even one panel a task (the backward's
-    // per-step product at H = 256: 8 panels on 16 threads): cut the rows too.
-    const int64_t parts = (team + nj - 1) / nj;
-    const int64_t r = ((M + parts - 1) / parts + MR - 1) / MR * MR;
-    rb = RowBlocks{r, (M + r - 1) / r};
-  }
+  const RowBlocks rb = row_blocks<T>(M, nj);
   const int64_t nic = rb.count;
   // Column ranges per row block: few enough panels per task that its part
   // of C and one B block stay in half the L2, at least 4 tasks for a small
