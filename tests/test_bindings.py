@@ -130,6 +130,35 @@ def test_bad_gradient_shapes(impl, name, shape):
     _assert_names(excinfo, name, expected)
 
 
+@pytest.mark.parametrize("bad_dy", [np.zeros((B, T, H + 1)), np.zeros((B, T, H), np.float32), "zeros"],
+                         ids=["shape", "dtype", "not-an-array"])
+def test_a_refused_backward_leaves_the_cache_usable(bad_dy):
+    # The refusal comes from the binding's own checks (the fast path) or from Python's: either way
+    # the kernel never ran, so the cache still serves its one backward pass, with the same result.
+    bwd = _grads_in()
+    want = kernels.lstm_backward(kernels.lstm_forward(**_args())[3], bwd["dy"])
+    cache = kernels.lstm_forward(**_args())[3]
+    with pytest.raises((TypeError, ValueError)):
+        kernels.lstm_backward(cache, bad_dy)
+    assert not cache.used
+    got = kernels.lstm_backward(cache, bwd["dy"])
+    assert cache.used
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(RuntimeError, match="already used"):
+        kernels.lstm_backward(cache, bwd["dy"])
+
+
+def test_a_strided_dy_gives_the_contiguous_answer():
+    bwd = _grads_in()
+    want = kernels.lstm_backward(kernels.lstm_forward(**_args())[3], bwd["dy"])
+    strided = np.repeat(bwd["dy"], 2, axis=2)[:, :, ::2]  # same values, not C-contiguous
+    assert not strided.flags.c_contiguous
+    got = kernels.lstm_backward(kernels.lstm_forward(**_args())[3], strided)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_bad_step_and_ids_shapes(impl):
     w = _weights()
     h = c = np.zeros((B, H))
