@@ -78,7 +78,8 @@ print(f\"sanitize: testing {where} ({info['compiled_isas']}, openmp={info['openm
 log="$work/pytest.log"
 status=0
 "$testpy" -m pytest -q -x -p no:cacheprovider --capture=sys --rootdir="$repo" -c "$repo/pyproject.toml" -k "not torch" \
-  "$repo/tests/test_kernels.py" "$repo/tests/test_bindings.py" "$repo/tests/test_fuzz_kernels.py" 2>&1 \
+  "$repo/tests/test_kernels.py" "$repo/tests/test_bindings.py" "$repo/tests/test_output_pool.py" \
+  "$repo/tests/test_fuzz_kernels.py" 2>&1 \
   | tee "$log" || status=$?
 
 reports=$(grep -cE "ERROR: AddressSanitizer|AddressSanitizer: CHECK failed|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer" \

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "large_blocks.h"
 #include "lstm.h"
 #include "workspace.h"
 
@@ -86,6 +87,67 @@ py::array_t<T> new_array(std::initializer_list<int64_t> shape) {
   return py::reinterpret_steal<py::array_t<T>>(arr);
 }
 
+// NumPy's tracemalloc domain: pooled arrays are traced as NumPy's own are.
+constexpr unsigned int kNumpyTraceDomain = 389047;
+// (Python 3.11's tracemalloc.h declares these without extern "C", so a C++
+// call links against a mangled name that does not exist: they are declared
+// again here under their C symbol names.)
+#if defined(__GNUC__)
+extern "C" int pylstm_trace_track(unsigned int, uintptr_t, size_t) __asm__("PyTraceMalloc_Track");
+extern "C" int pylstm_trace_untrack(unsigned int, uintptr_t) __asm__("PyTraceMalloc_Untrack");
+#else
+inline int pylstm_trace_track(unsigned int d, uintptr_t p, size_t n) { return PyTraceMalloc_Track(d, p, n); }
+inline int pylstm_trace_untrack(unsigned int d, uintptr_t p) { return PyTraceMalloc_Untrack(d, p); }
+#endif
+
+void give_back_block(PyObject* capsule) {
+  auto* block = static_cast<pylstm::PooledBlock*>(PyCapsule_GetPointer(capsule, "pylstm.block"));
+  if (!block) {  // (cannot happen: the name is ours) never raise from a destructor
+    PyErr_Clear();
+    return;
+  }
+  pylstm_trace_untrack(kNumpyTraceDomain, reinterpret_cast<uintptr_t>(block->data));
+  pylstm::pool_give_back(*block);
+  delete block;
+}
+
+// A large output array: like new_array, but its memory comes from the pool
+// of recycled blocks (large_blocks.h: a fresh one costs a page fault and a
+// clear per 4 KiB), and goes back there when the array and every view of it
+// are gone (the array's base is a capsule that owns the block).
+template <typename T>
+py::array_t<T> output_array(std::initializer_list<int64_t> shape) {
+  size_t bytes = sizeof(T);
+  for (int64_t n : shape) bytes *= static_cast<size_t>(n);
+  if (bytes < pylstm::kPooledMinBytes) return new_array<T>(shape);
+  auto* block = new pylstm::PooledBlock(pylstm::pool_take(bytes));
+  if (!block->p) {
+    delete block;
+    throw std::bad_alloc();
+  }
+  PyObject* capsule = PyCapsule_New(block, "pylstm.block", give_back_block);
+  if (!capsule) {
+    pylstm::pool_give_back(*block);
+    delete block;
+    throw py::error_already_set();
+  }
+  pylstm_trace_track(kNumpyTraceDomain, reinterpret_cast<uintptr_t>(block->data), bytes);
+  py::object base = py::reinterpret_steal<py::object>(capsule);  // from here the capsule owns the block
+  const auto& api = py::detail::npy_api::get();
+  Py_intptr_t dims[4];
+  int nd = 0;
+  for (int64_t n : shape) dims[nd++] = static_cast<Py_intptr_t>(n);
+  PyObject* descr = api.PyArray_DescrFromType_(py::detail::npy_format_descriptor<T>::value);
+  if (!descr) throw py::error_already_set();
+  const int flags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                    py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  PyObject* arr = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, nd, dims, nullptr, block->data, flags, nullptr);
+  if (!arr) throw py::error_already_set();
+  auto result = py::reinterpret_steal<py::array_t<T>>(arr);
+  if (api.PyArray_SetBaseObject_(arr, base.release().ptr()) != 0) throw py::error_already_set();  // (steals)
+  return result;
+}
+
 template <typename T>
 const T* optional_ptr(const py::object& obj, const char* name, std::initializer_list<int64_t> shape) {
   if (obj.is_none()) return nullptr;
@@ -130,15 +192,16 @@ py::tuple forward_impl(const std::string& isa, const py::object& x, const py::ob
   if (!a.ids && x.is_none()) throw py::value_error("one of x and ids is required");
 
   // The cache's buffers are flat: their layout is the kernel's (lstm.h).
-  py::array_t<T> y = new_array<T>({B, Tn, H}), h_T = new_array<T>({B, H}), c_T = new_array<T>({B, H});
-  py::array_t<T> gates = new_array<T>({need_cache ? pylstm::cache_gates_elems(d) : pylstm::scratch_gates_elems(d)});
+  py::array_t<T> y = output_array<T>({B, Tn, H}), h_T = new_array<T>({B, H}), c_T = new_array<T>({B, H});
+  py::array_t<T> gates =
+      output_array<T>({need_cache ? pylstm::cache_gates_elems(d) : pylstm::scratch_gates_elems(d)});
   py::object cs = py::none();
   a.y = y.mutable_data();
   a.h_T = h_T.mutable_data();
   a.c_T = c_T.mutable_data();
   a.gates = gates.size() ? gates.mutable_data() : nullptr;
   if (need_cache) {
-    py::array_t<T> cs_arr = new_array<T>({pylstm::cache_cells_elems(d)});
+    py::array_t<T> cs_arr = output_array<T>({pylstm::cache_cells_elems(d)});
     a.cs = cs_arr.mutable_data();
     cs = cs_arr;
   }
@@ -189,9 +252,9 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
 
   py::object dx = py::none();
   py::array_t<T> dh0 = new_array<T>({B, H}), dc0 = new_array<T>({B, H});
-  py::array_t<T> dW_ih = new_array<T>({4 * H, I}), dW_hh = new_array<T>({4 * H, H}), db = new_array<T>({4 * H});
+  py::array_t<T> dW_ih = output_array<T>({4 * H, I}), dW_hh = output_array<T>({4 * H, H}), db = new_array<T>({4 * H});
   if (!a.ids) {
-    py::array_t<T> dx_arr = new_array<T>({B, Tn, I});
+    py::array_t<T> dx_arr = output_array<T>({B, Tn, I});
     a.dx = dx_arr.mutable_data();
     dx = dx_arr;
   }
@@ -282,6 +345,10 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("B"), py::arg("T"), py::arg("I"), py::arg("H"), py::arg("nthreads"),
       "Threads a kernel call of these sizes really uses (for tests and benchmarks).");
+  m.def(
+      "release_memory", []() { return pylstm::pool_release() + pylstm::release_kept_workspace(); },
+      "Frees the recycled output blocks and this thread's kept workspace; returns the bytes freed.");
+  m.def("pooled_bytes", &pylstm::pool_held_bytes, "Bytes of recycled output blocks held now.");
   m.def("workspace_bytes", &workspace_bytes, py::arg("isa"), py::arg("f32"), py::arg("forward"), py::arg("B"),
         py::arg("T"), py::arg("I"), py::arg("H"), py::arg("nthreads"), py::arg("need_cache") = -1,
         py::arg("ids") = false);

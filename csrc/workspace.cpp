@@ -15,29 +15,10 @@
 #include <cstdlib>
 #include <new>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
-#define PYLSTM_POSIX_MEMORY 1
-#endif
+#include "large_blocks.h"
 
 namespace pylstm {
 namespace {
-
-constexpr size_t kHugePage = size_t(1) << 21;
-
-void* allocate_large(size_t bytes) {
-  void* p = nullptr;
-#if defined(PYLSTM_POSIX_MEMORY)
-  // (not rounded up to whole huge pages: a partial last 2 MiB stays in small pages)
-  if (posix_memalign(&p, kHugePage, bytes) != 0) return nullptr;
-#if defined(MADV_HUGEPAGE)
-  madvise(p, bytes, MADV_HUGEPAGE);  // advice only: ignored where THP is off
-#endif
-#else
-  p = std::malloc(bytes);
-#endif
-  return p;
-}
 
 struct KeptBlock {
   void* p = nullptr;
@@ -77,6 +58,14 @@ Workspace::~Workspace() {
     return;
   }
   std::free(p_);
+}
+
+size_t release_kept_workspace() noexcept {
+  const size_t bytes = kept.p ? kept.bytes : 0;
+  std::free(kept.p);
+  kept.p = nullptr;
+  kept.bytes = 0;
+  return bytes;
 }
 
 }  // namespace pylstm

@@ -23,4 +23,7 @@ class Workspace {
   bool large_ = false;
 };
 
+// Frees the block the calling thread keeps between calls; returns its bytes.
+size_t release_kept_workspace() noexcept;
+
 }  // namespace pylstm

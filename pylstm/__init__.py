@@ -28,6 +28,7 @@ from .kernels import (
     lstm_forward_ids,
     lstm_step,
     lstm_step_ids,
+    release_memory,
 )
 from .kernels import __version__
 from . import reference
