@@ -394,10 +394,11 @@ void zero_rows(T* C, int64_t ldc, int64_t M, int64_t N) {
 template <typename T, int NV>
 void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs,
                         int64_t k0, int64_t klen, const T* bgroup, bool accumulate, APack<T> apack,
-                        const T* bias, bool direct) {
+                        const T* bias, bool direct, int64_t thread_rows) {
   constexpr int MR = Tile<T>::MR, NR = NV * Vec<T>::W;
   const int64_t Np = padded_cols<T>(N), nj = Np / NR, team = team_threads();
-  const RowBlocks rb = row_blocks<T>(M, nj);
+  const RowBlocks rb = thread_rows > 0 ? RowBlocks{thread_rows, (M + thread_rows - 1) / thread_rows}
+                                       : row_blocks<T>(M, nj);
   const int64_t nic = rb.count;
   // Column ranges per row block: few enough panels per task that its part
   // of C and one B block stay in half the L2, at least 4 tasks for a small
@@ -411,17 +412,20 @@ void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int
   int64_t want = (4 + nic - 1) / nic;
   if (want < (nj + fit - 1) / fit) want = (nj + fit - 1) / fit;
   if (want < (team + nic - 1) / nic) want = (team + nic - 1) / nic;
-  int64_t splits = want < nj ? want : nj, per = 0, nsplit = 0;
+  int64_t splits = thread_rows > 0 ? 1 : (want < nj ? want : nj), per = 0, nsplit = 0;
   for (;; ++splits) {
     per = (nj + splits - 1) / splits;
     nsplit = (nj + per - 1) / per;  // no empty task
-    if ((nic * nsplit) % team == 0 || splits >= nj) break;
+    if (thread_rows > 0 || (nic * nsplit) % team == 0 || splits >= nj) break;
   }
   direct = direct && per < kDirectMaxPanels;
+  // With thread_rows over several steps' rows (s, b) (the inference chunk:
+  // M = steps × B), thread p takes block p of every step, as the gate math does.
+  const int64_t cycle = (thread_rows > 0 && nic % team == 0) ? nic / team : 0;
   T* mine = apack.base + static_cast<int64_t>(thread_index()) * apack.stride;
 #pragma omp for schedule(static)
   for (int64_t task = 0; task < nic * nsplit; ++task) {
-    const int64_t ic = task / nsplit, j0 = (task % nsplit) * per;
+    const int64_t ic = cycle ? (task % cycle) * team + task / cycle : task / nsplit, j0 = (task % nsplit) * per;
     const int64_t j1 = (j0 + per < nj) ? j0 + per : nj;
     const int64_t m0 = ic * rb.rows, mc = (M - m0 < rb.rows) ? M - m0 : rb.rows;
     for (int64_t pc = k0; pc < k0 + klen; pc += KC) {
@@ -445,14 +449,34 @@ void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int
 template <typename T>
 void gemm_rows_first(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int64_t a_rs, int64_t a_cs, int64_t k0,
                      int64_t klen, const T* bgroup, bool accumulate, APack<T> apack, const T* bias,
-                     bool direct = false) {
+                     bool direct = false, int64_t thread_rows = 0) {
   if (panel_width<T>(N) == Tile<T>::NR)
     gemm_rows_first_nv<T, Tile<T>::NV>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias,
-                                       direct);
+                                       direct, thread_rows);
   else if (panel_width<T>(N) == 3 * Vec<T>::W)
-    gemm_rows_first_nv<T, 3>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias, direct);
+    gemm_rows_first_nv<T, 3>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias, direct,
+                             thread_rows);
   else
-    gemm_rows_first_nv<T, 1>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias, direct);
+    gemm_rows_first_nv<T, 1>(C, ldc, M, N, A, a_rs, a_cs, k0, klen, bgroup, accumulate, apack, bias, direct,
+                             thread_rows);
+}
+
+// Rows of C per thread when a per-step product splits its rows, not its
+// columns, over the team (0: it does not). The time loop's gate math splits
+// the batch rows; a product split by columns left each thread half of its
+// rows' pre-activations in the other core's cache (the 2-thread forward at
+// H = 256 spent as long in its gate math as the 1-thread one). By rows,
+// each thread computes, then reads, its own rows, but streams all of W_hh:
+// worth it where the packed W_hh (K × N) fits in L2 and each thread has
+// rows enough for a few tiles. The gate math loops over the same blocks
+// (thread_rows), so that one split serves both.
+template <typename T>
+inline int64_t per_step_thread_rows(int64_t M, int64_t N, int64_t K) {
+  constexpr int MR = Tile<T>::MR;
+  const int64_t team = team_threads();
+  if (team == 1 || M < 2 * MR * team || K * padded_cols<T>(N) > kL2Floats) return 0;
+  const int64_t rows = ((M + team - 1) / team + MR - 1) / MR * MR;
+  return rows <= MC ? rows : 0;  // (a thread's A buffer holds MC rows)
 }
 
 // Whether a product goes rows first: more than one K block (with a single
@@ -471,9 +495,14 @@ inline bool rows_first(int64_t M, int64_t N, int64_t K) {
 // non-null `bias` (Npad values) to every row (C = bias + A·B; K >= 1).
 template <typename T>
 void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs,
-                    int64_t a_cs, const T* Bpacked, bool accumulate, APack<T> apack, const T* bias = nullptr) {
+                    int64_t a_cs, const T* Bpacked, bool accumulate, APack<T> apack, const T* bias = nullptr,
+                    int64_t thread_rows = 0) {
   if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);
   if (accumulate) bias = nullptr;
+  if (thread_rows > 0 && K > 0) {  // one block of rows per thread (per_step_thread_rows)
+    gemm_rows_first(C, ldc, M, N, A, a_rs, a_cs, 0, K, Bpacked, accumulate, apack, bias, a_cs == 1, thread_rows);
+    return;
+  }
   // In a team, rows first also when C is small: each thread then runs all K
   // blocks of its own columns with one barrier at the end, not one per block
   // (the backward's per-step product at H = 512: eight barriers per step).

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
 #include <sys/mman.h>
 #define PYLSTM_POSIX_MEMORY 1
 #endif
@@ -52,9 +53,16 @@ struct Pool {
   size_t held = 0;
 };
 // Never destroyed: arrays may die during interpreter shutdown, after static
-// destructors would have run.
+// destructors would have run. Held across fork() so that a child never
+// inherits it locked by a thread the child does not have.
 Pool& pool() {
-  static Pool* p = new Pool;
+  static Pool* p = [] {
+    Pool* made = new Pool;
+#if defined(PYLSTM_POSIX_MEMORY)
+    pthread_atfork([] { pool().mutex.lock(); }, [] { pool().mutex.unlock(); }, [] { pool().mutex.unlock(); });
+#endif
+    return made;
+  }();
   return *p;
 }
 

@@ -326,6 +326,13 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   PYLSTM_PHASE(1, "forward: pack W_hh");
 
   // 3. The time loop: h_{t-1}·W_hhᵀ (stepwise: and x_t·W_ihᵀ) and the gate math.
+  // Both split the batch rows alike where the product splits rows at all
+  // (per_step_thread_rows): a thread's gate math then reads what it computed.
+  const int64_t thread_rows = few ? 0 : per_step_thread_rows<T>(B, G, H);
+  const int64_t gate_rows = thread_rows > 0 ? thread_rows : 1;  // batch rows per gate-math task
+  // (stepwise: the input products' rows too, where W_ihᵀ fits as W_hhᵀ does and blocks stay within steps)
+  const int64_t input_rows =
+      (stepwise && B % gate_rows == 0 && per_step_thread_rows<T>(B, G, I) == thread_rows) ? thread_rows : 0;
   for (int64_t t = 0; t < Tn; ++t) {
     T* gt = stepwise ? cchunk + (t % sw.steps) * B * G : a.gates + t * G;  // row b at gt + b*gld
     const T* hprev = t ? a.y + (t - 1) * H : a.h0;  // row b at hprev + b*hstride
@@ -333,14 +340,14 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
     if (stepwise && t % sw.steps == 0) {
       const int64_t tc = (Tn - t < sw.steps) ? Tn - t : sw.steps;
       if (tc == 1) {
-        gemm_prepacked<T>(cchunk, G, B, G, I, a.x + t * I, Tn * I, 1, wihpack, false, apack, bias);
+        gemm_prepacked<T>(cchunk, G, B, G, I, a.x + t * I, Tn * I, 1, wihpack, false, apack, bias, input_rows);
       } else {
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < tc * B; ++r) {  // row (s, b) of the chunk = x[b, t + s]
           const T* src = a.x + ((r % B) * Tn + t + r / B) * I;
           for (int64_t k = 0; k < I; ++k) xchunk[r * I + k] = src[k];
         }
-        gemm_prepacked<T>(cchunk, G, tc * B, G, I, xchunk, I, 1, wihpack, false, apack, bias);
+        gemm_prepacked<T>(cchunk, G, tc * B, G, I, xchunk, I, 1, wihpack, false, apack, bias, input_rows);
       }
       if (!a.h0 && t == 0) poison_zero_state_rows(cchunk, gld, a.W_hh, B, H);
       PYLSTM_PHASE(2, "forward: step input product");
@@ -351,7 +358,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
       else if (few)
         gemm_few_rows<T>(gt, gld, B, G, H, hprev, hstride, a.W_hh, H, true);
       else
-        gemm_prepacked<T>(gt, gld, B, G, H, hprev, hstride, 1, wpack, true, apack);
+        gemm_prepacked<T>(gt, gld, B, G, H, hprev, hstride, 1, wpack, true, apack, nullptr, thread_rows);
     }
     PYLSTM_PHASE(3, "forward: step recurrent product");
     // Where c_{t-1} and c_t live for batch row b (null c_{t-1} = zeros).
@@ -372,12 +379,13 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
         gates_forward_staged(a, cell, b0, (b0 + chunk < B) ? b0 + chunk : B, t, Tn, H);
     } else {
 #pragma omp for schedule(static)
-      for (int64_t b = 0; b < B; ++b) {
-        const T* c_prev;
-        T* c_out;
-        cell(b, c_prev, c_out);
-        gates_forward_row(gt + b * gld, c_out, a.y + (b * Tn + t) * H, c_prev, H);
-      }
+      for (int64_t b0 = 0; b0 < B; b0 += gate_rows)
+        for (int64_t b = b0; b < b0 + gate_rows && b < B; ++b) {
+          const T* c_prev;
+          T* c_out;
+          cell(b, c_prev, c_out);
+          gates_forward_row(gt + b * gld, c_out, a.y + (b * Tn + t) * H, c_prev, H);
+        }
     }
     PYLSTM_PHASE(4, "forward: step gate math");
   }
@@ -565,7 +573,10 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
   PYLSTM_PHASE(10, "backward: start, pack W_hh");
 
   constexpr int64_t kChunk = 64;  // columns of db (and of the ids path's dW_ih) per task
-  // The time loop in reverse: gate backward, then dh_{t-1} = dG_t · W_hh.
+  // The time loop in reverse: gate backward, then dh_{t-1} = dG_t · W_hh,
+  // with the batch rows split alike where the product splits rows (as in the forward).
+  const int64_t thread_rows = few_rows(B) ? 0 : per_step_thread_rows<T>(B, H, G);
+  const int64_t gate_rows = thread_rows > 0 ? thread_rows : 1;
   for (int64_t t = Tn - 1; t >= 0; --t) {
     if (use_staging<T>(H)) {
       const int64_t chunk = staging_rows(H);
@@ -574,12 +585,13 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
         gates_backward_staged(a, dc_carry, dh_carry, b0, (b0 + chunk < B) ? b0 + chunk : B, t, Tn, H);
     } else {
 #pragma omp for schedule(static)
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t r = b * Tn + t;
-        const T* c_prev = t ? a.cs + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
-        gates_backward_row(a.gates + r * G, dc_carry + b * H, dh_carry + b * H,
-                           a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip_on, a.clip);
-      }
+      for (int64_t b0 = 0; b0 < B; b0 += gate_rows)
+        for (int64_t b = b0; b < b0 + gate_rows && b < B; ++b) {
+          const int64_t r = b * Tn + t;
+          const T* c_prev = t ? a.cs + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
+          gates_backward_row(a.gates + r * G, dc_carry + b * H, dh_carry + b * H,
+                             a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip_on, a.clip);
+        }
     }
     PYLSTM_PHASE(11, "backward: step gate math");
     // db += Σ_b dG_t while dG_t is in cache (a pass over all of dG after the
@@ -597,7 +609,7 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
     if (few_rows(B))
       gemm_few_rows_nn<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, a.W_hh, H);
     else
-      gemm_prepacked<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, 1, wpack, false, apack);
+      gemm_prepacked<T>(dh_carry, H, B, H, G, a.gates + t * G, Tn * G, 1, wpack, false, apack, nullptr, thread_rows);
     PYLSTM_PHASE(12, "backward: step db + product");
   }
 #pragma omp for schedule(static)

@@ -163,7 +163,8 @@ def test_large_float32(make_problem):
 
 # Inference (need_cache=False) with B >= 4 and H past the staged gate math runs the input
 # projection step by step, in the gates array's room: it must give the cached forward's bits.
-INFERENCE_SHAPES = [(5, 40, 33, 65), (26, 12, 24, 129)]
+# (64, 6, 20, 96): two steps per chunk, and on 2-4 threads each thread's batch rows in every product.
+INFERENCE_SHAPES = [(5, 40, 33, 65), (26, 12, 24, 129), (64, 6, 20, 96)]
 
 
 @pytest.mark.parametrize("shape", INFERENCE_SHAPES, ids=_shape_id)
@@ -215,6 +216,21 @@ def test_threads_bit_identical(isa, dtype, variant, shape, make_problem):
                 assert base[name] is None
             else:
                 np.testing.assert_array_equal(a, base[name], err_msg=f"{name}, {n} threads vs 1")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_inference_threads_bit_identical(isa, dtype, make_problem):
+    # The inference forward's chunked input products and per-step products split batch rows by
+    # thread where they fit in cache (gemm.inl, per_step_thread_rows): no bit may depend on it.
+    shape = INFERENCE_SHAPES[-1]
+    assert _core.team_size(*shape, 4) == 4
+    p = make_problem(*shape, dtype=dtype)
+    x, w = p["x"].astype(dtype), [p[k].astype(dtype) for k in WEIGHTS]
+    base = kernels.lstm_forward(x, *w, need_cache=False, num_threads=1)
+    for n in (2, 3, 4):
+        got = kernels.lstm_forward(x, *w, need_cache=False, num_threads=n)
+        for name, a, b in zip(OUTPUTS, got[:3], base[:3]):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name}, {n} threads vs 1")
 
 
 # --------------------------------------------------------------------------- #

@@ -136,3 +136,21 @@ def test_release_memory_is_safe_while_arrays_live():
     g = pylstm.lstm_backward(cache, dy, num_threads=1)
     np.testing.assert_array_equal(y, kept)
     assert np.isfinite(g.dW_hh).all()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_a_forked_child_can_use_the_pool():
+    import os
+
+    x, w, dy = _problem(10)
+    want = _step(x, w, dy)  # the pool now holds blocks; the child inherits them
+    pid = os.fork()
+    if pid == 0:  # child: the same step, then report by exit status only
+        try:
+            got = _step(x, w, dy)
+            same = all(np.array_equal(a, b) for a, b in zip(got, want))
+            os._exit(0 if same and pylstm.release_memory() > 0 else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
