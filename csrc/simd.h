@@ -22,6 +22,10 @@ template <> struct Vec<float> {
   static Vec set1(float a) { return {_mm512_set1_ps(a)}; }
   static Vec load(const float* p) { return {_mm512_loadu_ps(p)}; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
+  // The first n lanes (1 <= n <= W) from p, zeros after; and to p, nothing after.
+  static Vec load_first(const float* p, int64_t n) { return {_mm512_maskz_loadu_ps(first(n), p)}; }
+  void store_first(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, first(n), v); }
+  static __mmask16 first(int64_t n) { return __mmask16((1u << n) - 1); }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   friend Vec operator+(Vec a, Vec b) { return {_mm512_add_ps(a.v, b.v)}; }
   friend Vec operator-(Vec a, Vec b) { return {_mm512_sub_ps(a.v, b.v)}; }
@@ -81,6 +85,9 @@ template <> struct Vec<double> {
   static Vec set1(double a) { return {_mm512_set1_pd(a)}; }
   static Vec load(const double* p) { return {_mm512_loadu_pd(p)}; }
   void store(double* p) const { _mm512_storeu_pd(p, v); }
+  static Vec load_first(const double* p, int64_t n) { return {_mm512_maskz_loadu_pd(first(n), p)}; }
+  void store_first(double* p, int64_t n) const { _mm512_mask_storeu_pd(p, first(n), v); }
+  static __mmask8 first(int64_t n) { return __mmask8((1u << n) - 1); }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
   friend Vec operator+(Vec a, Vec b) { return {_mm512_add_pd(a.v, b.v)}; }
   double sum() const { return _mm512_reduce_add_pd(v); }
@@ -94,6 +101,11 @@ template <> struct Vec<float> {
   static Vec set1(float a) { return {_mm256_set1_ps(a)}; }
   static Vec load(const float* p) { return {_mm256_loadu_ps(p)}; }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
+  static Vec load_first(const float* p, int64_t n) { return {_mm256_maskload_ps(p, first(n))}; }
+  void store_first(float* p, int64_t n) const { _mm256_maskstore_ps(p, first(n), v); }
+  static __m256i first(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
   friend Vec operator+(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
   friend Vec operator-(Vec a, Vec b) { return {_mm256_sub_ps(a.v, b.v)}; }
@@ -120,6 +132,9 @@ template <> struct Vec<double> {
   static Vec set1(double a) { return {_mm256_set1_pd(a)}; }
   static Vec load(const double* p) { return {_mm256_loadu_pd(p)}; }
   void store(double* p) const { _mm256_storeu_pd(p, v); }
+  static Vec load_first(const double* p, int64_t n) { return {_mm256_maskload_pd(p, first(n))}; }
+  void store_first(double* p, int64_t n) const { _mm256_maskstore_pd(p, first(n), v); }
+  static __m256i first(int64_t n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
   friend Vec operator+(Vec a, Vec b) { return {_mm256_add_pd(a.v, b.v)}; }
   double sum() const {
@@ -138,6 +153,8 @@ template <typename T> struct Vec {
   static Vec set1(T a) { return {a}; }
   static Vec load(const T* p) { return {*p}; }
   void store(T* p) const { *p = v; }
+  static Vec load_first(const T* p, int64_t) { return {*p}; }  // (n is 1: the only lane)
+  void store_first(T* p, int64_t) const { *p = v; }
   static Vec fma(Vec a, Vec b, Vec c) { return {a.v * b.v + c.v}; }
   friend Vec operator+(Vec a, Vec b) { return {a.v + b.v}; }
   T sum() const { return v; }
