@@ -15,12 +15,14 @@
 #include <vector>
 
 #include "dispatch.h"
-#include "large_blocks.h"
 #include "lstm.h"
+#include "output_arrays.h"
 #include "workspace.h"
 
 namespace py = pybind11;
 using pylstm::Dims;
+using pylstm_binding::new_array;
+using pylstm_binding::output_array;
 
 namespace {
 
@@ -69,83 +71,6 @@ py::array_t<T> require(const py::object& obj, const char* name, std::initializer
     throw py::value_error(std::string(name) + " must have shape " + shape_str(want) + ", got " + shape_str(got));
   }
   return py::reinterpret_borrow<py::array_t<T>>(arr);
-}
-
-// A fresh C-contiguous array of T, made with NumPy's own constructor: the
-// py::array_t constructor builds two std::vectors per array (shape and
-// strides), and a small training step makes a dozen arrays.
-template <typename T>
-py::array_t<T> new_array(std::initializer_list<int64_t> shape) {
-  const auto& api = py::detail::npy_api::get();
-  Py_intptr_t dims[4];
-  int nd = 0;
-  for (int64_t n : shape) dims[nd++] = static_cast<Py_intptr_t>(n);
-  PyObject* descr = api.PyArray_DescrFromType_(py::detail::npy_format_descriptor<T>::value);
-  if (!descr) throw py::error_already_set();
-  PyObject* arr = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, nd, dims, nullptr, nullptr, 0, nullptr);
-  if (!arr) throw py::error_already_set();  // (NumPy took the descriptor's reference either way)
-  return py::reinterpret_steal<py::array_t<T>>(arr);
-}
-
-// NumPy's tracemalloc domain: pooled arrays are traced as NumPy's own are.
-constexpr unsigned int kNumpyTraceDomain = 389047;
-// (Python 3.11's tracemalloc.h declares these without extern "C", so a C++
-// call links against a mangled name that does not exist: they are declared
-// again here under their C symbol names.)
-#if defined(__GNUC__)
-extern "C" int pylstm_trace_track(unsigned int, uintptr_t, size_t) __asm__("PyTraceMalloc_Track");
-extern "C" int pylstm_trace_untrack(unsigned int, uintptr_t) __asm__("PyTraceMalloc_Untrack");
-#else
-inline int pylstm_trace_track(unsigned int d, uintptr_t p, size_t n) { return PyTraceMalloc_Track(d, p, n); }
-inline int pylstm_trace_untrack(unsigned int d, uintptr_t p) { return PyTraceMalloc_Untrack(d, p); }
-#endif
-
-void give_back_block(PyObject* capsule) {
-  auto* block = static_cast<pylstm::PooledBlock*>(PyCapsule_GetPointer(capsule, "pylstm.block"));
-  if (!block) {  // (cannot happen: the name is ours) never raise from a destructor
-    PyErr_Clear();
-    return;
-  }
-  pylstm_trace_untrack(kNumpyTraceDomain, reinterpret_cast<uintptr_t>(block->data));
-  pylstm::pool_give_back(*block);
-  delete block;
-}
-
-// A large output array: like new_array, but its memory comes from the pool
-// of recycled blocks (large_blocks.h: a fresh one costs a page fault and a
-// clear per 4 KiB), and goes back there when the array and every view of it
-// are gone (the array's base is a capsule that owns the block).
-template <typename T>
-py::array_t<T> output_array(std::initializer_list<int64_t> shape) {
-  size_t bytes = sizeof(T);
-  for (int64_t n : shape) bytes *= static_cast<size_t>(n);
-  if (bytes < pylstm::kPooledMinBytes) return new_array<T>(shape);
-  auto* block = new pylstm::PooledBlock(pylstm::pool_take(bytes));
-  if (!block->p) {
-    delete block;
-    throw std::bad_alloc();
-  }
-  PyObject* capsule = PyCapsule_New(block, "pylstm.block", give_back_block);
-  if (!capsule) {
-    pylstm::pool_give_back(*block);
-    delete block;
-    throw py::error_already_set();
-  }
-  pylstm_trace_track(kNumpyTraceDomain, reinterpret_cast<uintptr_t>(block->data), bytes);
-  py::object base = py::reinterpret_steal<py::object>(capsule);  // from here the capsule owns the block
-  const auto& api = py::detail::npy_api::get();
-  Py_intptr_t dims[4];
-  int nd = 0;
-  for (int64_t n : shape) dims[nd++] = static_cast<Py_intptr_t>(n);
-  PyObject* descr = api.PyArray_DescrFromType_(py::detail::npy_format_descriptor<T>::value);
-  if (!descr) throw py::error_already_set();
-  const int flags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
-                    py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
-  PyObject* arr = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, nd, dims, nullptr, block->data, flags, nullptr);
-  if (!arr) throw py::error_already_set();
-  auto result = py::reinterpret_steal<py::array_t<T>>(arr);
-  if (api.PyArray_SetBaseObject_(arr, base.release().ptr()) != 0) throw py::error_already_set();  // (steals)
-  return result;
 }
 
 template <typename T>
