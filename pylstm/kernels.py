@@ -99,7 +99,7 @@ def release_memory() -> int:
     take their memory from a pool, and their memory goes back there when the
     array (and every view of it) is gone, so that the next call of that size
     finds it already mapped instead of having the operating system fault in
-    and clear every page again (a tenth of a training step at T=100, B=64,
+    and clear every page again (about 5% of a training step at T=100, B=64,
     H=512). The pool holds at most 16 blocks and 1 GiB; each thread also
     keeps its last large workspace. This frees both (the workspace: the
     calling thread's), e.g. after training, before other work needs the memory.
