@@ -154,3 +154,42 @@ def test_a_forked_child_can_use_the_pool():
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def test_threads_sharing_the_pool_get_their_own_blocks():
+    # Python threads calling at once take and give back blocks concurrently: each call's results must be
+    # those of the same call alone.
+    import threading
+
+    problems = [_problem(20 + k) for k in range(4)]
+    want = [_step(*p) for p in problems]
+    errors = []
+
+    def work(k):
+        try:
+            for _ in range(5):
+                got = _step(*problems[k])
+                for a, b in zip(got, want[k]):
+                    np.testing.assert_array_equal(a, b)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+def test_pooled_arrays_pickle_and_copy_like_any_array():
+    import copy
+    import pickle
+
+    x, w, dy = _problem(11)
+    y = pylstm.lstm_forward(x, *w, need_cache=False, num_threads=1)[0]
+    assert y.nbytes >= 1 << 20 and not y.flags.owndata  # a pooled one
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(y)), y)
+    for other in (copy.deepcopy(y), y.copy()):  # copies own their memory: NumPy's, not the pool's
+        np.testing.assert_array_equal(other, y)
+        assert other.flags.owndata
