@@ -37,13 +37,18 @@ py::array_t<T> new_array(std::initializer_list<int64_t> shape, void* data = null
 constexpr unsigned int kNumpyTraceDomain = 389047;
 // (Python 3.11's tracemalloc.h declares these without extern "C", so a C++
 // call links against a mangled name that does not exist: they are declared
-// again here under their C symbol names.)
+// again here under their C symbol names, with the platform's prefix (an
+// underscore on macOS). Other compilers skip the tracing.)
 #if defined(__GNUC__)
-extern "C" int pylstm_trace_track(unsigned int, uintptr_t, size_t) __asm__("PyTraceMalloc_Track");
-extern "C" int pylstm_trace_untrack(unsigned int, uintptr_t) __asm__("PyTraceMalloc_Untrack");
+#define PYLSTM_C_NAME2(prefix, name) #prefix name
+#define PYLSTM_C_NAME(prefix, name) PYLSTM_C_NAME2(prefix, name)
+extern "C" int pylstm_trace_track(unsigned int, uintptr_t, size_t)
+    __asm__(PYLSTM_C_NAME(__USER_LABEL_PREFIX__, "PyTraceMalloc_Track"));
+extern "C" int pylstm_trace_untrack(unsigned int, uintptr_t)
+    __asm__(PYLSTM_C_NAME(__USER_LABEL_PREFIX__, "PyTraceMalloc_Untrack"));
 #else
-inline int pylstm_trace_track(unsigned int d, uintptr_t p, size_t n) { return PyTraceMalloc_Track(d, p, n); }
-inline int pylstm_trace_untrack(unsigned int d, uintptr_t p) { return PyTraceMalloc_Untrack(d, p); }
+inline int pylstm_trace_track(unsigned int, uintptr_t, size_t) { return 0; }
+inline int pylstm_trace_untrack(unsigned int, uintptr_t) { return 0; }
 #endif
 
 inline void give_back_block(PyObject* capsule) {
