@@ -128,16 +128,27 @@ inline void gates_forward_lanes(float* ai, float* af, float* ag, float* ao, cons
 #endif
 
 // One time step's fused gate math for batch row b: pre-activations in `a`
-// (4H) become activations in place; writes c_t, h_t.
+// (4H) become activations in place; writes c_t, h_t. `next_a` and
+// `next_c` (when not null): the next row's pre-activations and c_{t-1},
+// asked for vector by vector meanwhile. At H = 512 the step's product
+// streams 4 MiB of W_hhᵀ through a 2 MiB L2, so the pre-activations it wrote
+// are back in L3 by the time the gate math reads them: the loads stalled
+// (a third of the forward's gate math samples on the two first loads).
 template <typename T>
-inline void gates_forward_row(T* a, T* c_out, T* h_out, const T* c_prev, int64_t H) {
+inline void gates_forward_row(T* a, T* c_out, T* h_out, const T* c_prev, int64_t H, const T* next_a = nullptr,
+                              const T* next_c = nullptr) {
 #if defined(PYLSTM_VECTOR_MATH)
   if constexpr (std::is_same_v<T, float>) {
     constexpr int W = Vec<float>::W;
     int64_t j = 0;
-    for (; j + W <= H; j += W)
+    for (; j + W <= H; j += W) {
+      if (next_a) {
+        for (int q = 0; q < 4; ++q) __builtin_prefetch(next_a + q * H + j);
+        if (next_c) __builtin_prefetch(next_c + j);
+      }
       gates_forward_lanes(a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, c_prev ? c_prev + j : nullptr,
                           c_out + j, h_out + j);
+    }
     if (j < H) {  // the last H % W units, through a zero-padded copy
       const int64_t n = H - j;
       float buf[7][W] = {};
@@ -384,7 +395,11 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
           const T* c_prev;
           T* c_out;
           cell(b, c_prev, c_out);
-          gates_forward_row(gt + b * gld, c_out, a.y + (b * Tn + t) * H, c_prev, H);
+          const T* next_c = nullptr;  // (the next row may be another thread's: a prefetch costs no more)
+          T* unused;
+          if (b + 1 < B) cell(b + 1, next_c, unused);
+          gates_forward_row(gt + b * gld, c_out, a.y + (b * Tn + t) * H, c_prev, H,
+                            b + 1 < B ? gt + (b + 1) * gld : nullptr, next_c);
         }
     }
     PYLSTM_PHASE(4, "forward: step gate math");
@@ -468,15 +483,23 @@ inline void gates_backward_lanes(float* ai, float* af, float* ag, float* ao, con
 // reaching h_t from above (t+1), dc_carry is updated to reach c_{t-1}.
 template <typename T>
 inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy_row, const T* c_row,
-                               const T* c_prev, int64_t H, bool clip_on, T clip) {
+                               const T* c_prev, int64_t H, bool clip_on, T clip, const T* next_a = nullptr,
+                               const T* next_dy = nullptr, const T* next_c = nullptr) {
 #if defined(PYLSTM_VECTOR_MATH)
   if constexpr (std::is_same_v<T, float>) {
     constexpr int W = Vec<float>::W;
     int64_t j = 0;
-    for (; j + W <= H; j += W)
+    for (; j + W <= H; j += W) {
+      if (next_a) {  // the next row's activations, dy and cell states (as gates_forward_row does)
+        for (int q = 0; q < 4; ++q) __builtin_prefetch(next_a + q * H + j, 1);
+        if (next_dy) __builtin_prefetch(next_dy + j);
+        __builtin_prefetch(next_c + j);
+        __builtin_prefetch(next_c - H + j);
+      }
       gates_backward_lanes(a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, dc_carry + j, dc_carry + j,
                            dh_carry + j, dy_row ? dy_row + j : nullptr, c_row + j, c_prev ? c_prev + j : nullptr,
                            clip_on, clip);
+    }
     if (j < H) {  // the last H % W units, through a zero-padded copy
       const int64_t n = H - j;
       float buf[9][W] = {};
@@ -587,10 +610,13 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
 #pragma omp for schedule(static)
       for (int64_t b0 = 0; b0 < B; b0 += gate_rows)
         for (int64_t b = b0; b < b0 + gate_rows && b < B; ++b) {
-          const int64_t r = b * Tn + t;
+          const int64_t r = b * Tn + t, rn = r + Tn;  // rn: batch row b + 1 (which may be another thread's)
           const T* c_prev = t ? a.cs + (r - 1) * H : (a.c0 ? a.c0 + b * H : nullptr);
+          const bool next = b + 1 < B && t > 0;  // (next_c - H is c_{t-1} of row b + 1: needs t > 0)
           gates_backward_row(a.gates + r * G, dc_carry + b * H, dh_carry + b * H,
-                             a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip_on, a.clip);
+                             a.dy ? a.dy + r * H : nullptr, a.cs + r * H, c_prev, H, a.clip_on, a.clip,
+                             next ? a.gates + rn * G : nullptr, next && a.dy ? a.dy + rn * H : nullptr,
+                             next ? a.cs + rn * H : nullptr);
         }
     }
     PYLSTM_PHASE(11, "backward: step gate math");
