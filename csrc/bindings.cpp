@@ -271,9 +271,9 @@ PYBIND11_MODULE(_core, m) {
       py::arg("B"), py::arg("T"), py::arg("I"), py::arg("H"), py::arg("nthreads"),
       "Threads a kernel call of these sizes really uses (for tests and benchmarks).");
   m.def(
-      "release_memory", []() { return pylstm::pool_release() + pylstm::release_kept_workspace(); },
-      "Frees the recycled output blocks and this thread's kept workspace; returns the bytes freed.");
-  m.def("pooled_bytes", &pylstm::pool_held_bytes, "Bytes of recycled output blocks held now.");
+      "release_memory", []() { return pylstm::pool_release(); },
+      "Frees the recycled large blocks (outputs and workspaces); returns the bytes freed.");
+  m.def("pooled_bytes", &pylstm::pool_held_bytes, "Bytes of recycled large blocks held now.");
   m.def("workspace_bytes", &workspace_bytes, py::arg("isa"), py::arg("f32"), py::arg("forward"), py::arg("B"),
         py::arg("T"), py::arg("I"), py::arg("H"), py::arg("nthreads"), py::arg("need_cache") = -1,
         py::arg("ids") = false);

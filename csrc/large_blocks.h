@@ -1,7 +1,6 @@
 // large_blocks.h: memory for big buffers (a call's workspace, its large
 // output arrays), in 2 MiB-aligned blocks advised into transparent huge
-// pages, and a bounded pool that recycles the output blocks. Knows nothing
-// of Python.
+// pages, and a bounded pool that recycles them. Knows nothing of Python.
 #pragma once
 #include <cstddef>
 
@@ -18,15 +17,16 @@ void* allocate_large(size_t bytes);
 // Output arrays of at least this many bytes come from the pool.
 constexpr size_t kPooledMinBytes = size_t(1) << 20;
 
-// The pool of output blocks.
+// The pool of large blocks: the outputs' and the workspaces'.
 //
 // Why: a large output (the cache's gate array: 52 MB at T=100, B=64, H=512)
-// freshly allocated is mapped anew on every call, and the operating system
+// or workspace freshly allocated is mapped anew on every call, and the operating system
 // faults in and clears every page of it before the kernel may write there
 // (clear_page: up to a tenth of a profile of that training step; with the
 // pool the step measured 4-7% faster). Training frees the same sizes
-// that the next step asks for, so a block whose array died goes back to the
-// pool and the next call of that size takes it, already mapped.
+// that the next step asks for, so a block whose array died (or whose call
+// ended) goes back to the pool and the next call of that size takes it,
+// already mapped.
 //
 // Bounds: at most kPoolMaxBlocks blocks and kPoolMaxBytes held; beyond that
 // the oldest are freed. pool_release() frees them all (pylstm.release_memory).

@@ -100,9 +100,9 @@ def release_memory() -> int:
     array (and every view of it) is gone, so that the next call of that size
     finds it already mapped instead of having the operating system fault in
     and clear every page again (about 5% of a training step at T=100, B=64,
-    H=512). The pool holds at most 16 blocks and 1 GiB; each thread also
-    keeps its last large workspace. This frees both (the workspace: the
-    calling thread's), e.g. after training, before other work needs the memory.
+    H=512). The kernels' large workspaces (2 MiB and more) are recycled the
+    same way. The pool holds at most 16 blocks and 1 GiB; this frees it, e.g.
+    after training, before other work needs the memory.
     """
     return int(_core.release_memory())
 
