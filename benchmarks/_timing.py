@@ -33,7 +33,7 @@ def interleaved_medians(
     max_rounds: int = 400,
     sample_s: float = 2e-3,
     warmup: int = 2,
-    settle_s: float = 0.0,
+    lead_in_s: float = 0.0,
 ) -> dict[str, dict[str, float]]:
     """Time several callables round robin; per-call median over rounds.
 
@@ -42,10 +42,13 @@ def interleaved_medians(
     dominated by the timer, and only the first call of a batch sees the caches
     another implementation left behind). The starting callable rotates every
     round so no implementation always runs right after the same one. The number
-    of rounds makes the whole set take about ``target_s``. ``settle_s``: an untimed
-    pause before each sample, so the thread pools of the implementation that ran
-    before (libgomp and OpenBLAS workers spin for a while after each call) are
-    asleep again and do not compete with the next one for the cores.
+    of rounds makes the whole set take about ``target_s``. ``lead_in_s``: before
+    each sample, the callable runs untimed for at least this long (once at
+    least), so the sample sees what a loop calling it again and again sees: the
+    worker threads of the implementation that ran before have stopped spinning
+    (OpenBLAS's keep spinning for tens of ms after a call; a 2-thread
+    50,32,1024,1024 training step took 285 ms right after a NumPy product with
+    a 20 ms pause between, 242 ms alone), and its own thread pool is awake.
 
     Returns ``{name: {"median_s", "min_s", "q1_s", "q3_s", "rounds", "calls_per_sample"}}``
     (times per call, in seconds).
@@ -60,7 +63,7 @@ def interleaved_medians(
         fns[name]()
         one[name] = max(time.perf_counter() - t0, 1e-7)
     k = {n: max(1, math.ceil(sample_s / one[n])) for n in names}
-    round_s = sum(k[n] * one[n] for n in names) + settle_s * len(names)
+    round_s = sum(k[n] * one[n] + max(lead_in_s, one[n] if lead_in_s else 0.0) for n in names)
     rounds = int(min(max_rounds, max(min_rounds, round(target_s / round_s))))
 
     samples: dict[str, list[float]] = {n: [] for n in names}
@@ -71,8 +74,11 @@ def interleaved_medians(
             for j in range(len(names)):
                 name = names[(r + j) % len(names)]
                 fn, kk = fns[name], k[name]
-                if settle_s:
-                    time.sleep(settle_s)
+                if lead_in_s:
+                    t_lead = time.perf_counter()
+                    fn()
+                    while time.perf_counter() - t_lead < lead_in_s:
+                        fn()
                 t0 = time.perf_counter()
                 for _ in range(kk):
                     fn()

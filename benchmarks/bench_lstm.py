@@ -113,12 +113,13 @@ def run_threads(threads: int, shapes, modes, args, pylstm_mod, have_torch: bool)
                 raise SystemExit("implementations disagree: refusing to time them")
             for mode in modes:
                 fns = {im.name: getattr(im, mode) for im in impls}
-                # With several threads, let each peer's spinning workers go to sleep before the next one runs,
-                # and time batches of at least 0.2 s: on this VM a thread pool idle for more than a few ms runs
-                # slowly for the next ~25 ms (a 2-thread 64,32,65,128 forward: 1.9 ms back to back, 7.9 ms for
-                # each of the first 3 calls after a 20 ms pause), which a training loop never sees.
+                # With several threads, run each peer untimed for 0.1 s before each of its samples: the workers
+                # of the one that ran before (OpenBLAS's spin for tens of ms) are then idle, and its own pool is
+                # awake (on this VM a pool idle for more than a few ms runs slowly for the next ~25 ms: a
+                # 2-thread 64,32,65,128 forward took 1.9 ms back to back, 7.9 ms for each of the first 3 calls
+                # after a 20 ms pause), as in a training loop. Batches of at least 0.2 s for the same reason.
                 t = _timing.interleaved_medians(fns, target_s=args.seconds, min_rounds=3 if quick else 5,
-                                                settle_s=0.02 if threads > 1 else 0.0,
+                                                lead_in_s=0.1 if threads > 1 else 0.0,
                                                 sample_s=0.2 if threads > 1 else 2e-3)
                 rows.append((p, L, mode, t, check))
                 print(f"  {shape_id(T, B, I, H, L):<18} {mode:<8}"

@@ -407,9 +407,14 @@ void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int
   // for every thread where the panels allow (5 tasks on 2 threads gave one
   // thread 3: the forward's per-step product at H = 1024 ran 1.56× faster on
   // 2 threads than on 1).
+  // With one row block (the per-step products), each B block is used once
+  // whatever the split: only the task's part of C needs to stay in L2, and
+  // fewer tasks pack A fewer times (the backward's per-step product at
+  // H = 1024, in 4 tasks of 8 panels, packed each 32-row A block 4 times).
   const int64_t rows = M < rb.rows ? M : rb.rows;
-  const int64_t fit = kL2Floats / (NR * (rows + KC)) > 0 ? kL2Floats / (NR * (rows + KC)) : 1;
-  int64_t want = (4 + nic - 1) / nic;
+  const int64_t room = nic == 1 ? NR * rows : NR * (rows + KC);
+  const int64_t fit = kL2Floats / room > 0 ? kL2Floats / room : 1;
+  int64_t want = nic == 1 ? 1 : (4 + nic - 1) / nic;
   if (want < (nj + fit - 1) / fit) want = (nj + fit - 1) / fit;
   if (want < (team + nic - 1) / nic) want = (team + nic - 1) / nic;
   int64_t splits = thread_rows > 0 ? 1 : (want < nj ? want : nj), per = 0, nsplit = 0;
@@ -434,13 +439,19 @@ void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int
       const bool acc = accumulate || pc > k0;
       const T* bias_here = (pc == k0 && !accumulate) ? bias : nullptr;
       prepare_a(mine, A, a_rs, a_cs, m0, mc, pc, kc, direct);
+      // The panel after this task's last one is the first of the next K
+      // block (asked for too: the backward's per-step product at H = 1024
+      // runs 16 blocks of 16 panels per thread, and stalled at each start).
+      const int64_t kc_next = (k0 + klen - pc - kc < KC) ? k0 + klen - pc - kc : KC;
+      const T* next_block = kc_next > 0 ? bgroup + (pc + kc - k0) * Np + j0 * kc_next * NR : nullptr;
       for (int64_t j = j0; j < j1; ++j) {
         const int64_t n0 = j * NR, nr = (N - n0 < NR) ? N - n0 : NR;
-        const T* next = (j + 1 < j1) ? bblock + (j + 1) * kc * NR : nullptr;  // asked for by this panel's tiles
+        const T* next = (j + 1 < j1) ? bblock + (j + 1) * kc * NR : next_block;  // asked for by this panel's tiles
+        const int64_t next_rows = (j + 1 < j1) ? kc : kc_next;
         for (int64_t i = 0; i < mc; i += MR)
           micro_tile<T, NV>(C + (m0 + i) * ldc + n0, ldc, (mc - i < MR) ? mc - i : MR, nr,
                             a_tile(mine, A, a_rs, m0, mc, i, pc, kc, direct), bblock + j * kc * NR, kc, acc,
-                            bias_here ? bias_here + n0 : nullptr, ahead_slice(next, kc, NR, mc, i));
+                            bias_here ? bias_here + n0 : nullptr, ahead_slice(next, next_rows, NR, mc, i));
       }
     }
   }  // barrier
