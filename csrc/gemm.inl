@@ -115,6 +115,32 @@ void pack_b_block(T* dst, const BOp& B, int64_t k0, int64_t kc, int64_t N) {
   const int64_t NR = panel_width<T>(N);
   const int64_t npanels = (N + NR - 1) / NR;
   const int64_t cs = B.col_stride();
+  if (cs == 1) {
+    // B's rows run along n (W_hh and W_ih in the backward, X, h_{t-1}): a
+    // few rows at a time into every panel, so that those rows are read in
+    // order and each panel gets one contiguous run. (Panel by panel, each
+    // panel walked all kc rows of the block, a page apart at N = 1024: about
+    // 4 GB/s, 3-4% of a 2048³ product.)
+    constexpr int64_t kRows = 8;
+#pragma omp for schedule(static)
+    for (int64_t k1 = 0; k1 < kc; k1 += kRows) {
+      const int64_t k2 = (kc - k1 < kRows) ? kc : k1 + kRows;
+      const T* src[kRows];
+      for (int64_t k = k1; k < k2; ++k) src[k - k1] = B.row(k0 + k);
+      for (int64_t j = 0; j < npanels; ++j) {
+        const int64_t n0 = j * NR, nn = (N - n0 < NR) ? N - n0 : NR;
+        for (int64_t k = k1; k < k2; ++k) {
+          T* o = dst + j * kc * NR + k * NR;
+          const T* row = src[k - k1];
+          int64_t c = 0;
+          if (row)  // (null: a row of zeros, e.g. the zero initial state)
+            for (; c < nn; ++c) o[c] = row[n0 + c];
+          for (; c < NR; ++c) o[c] = T(0);
+        }
+      }
+    }
+    return;
+  }
 #pragma omp for schedule(static)
   for (int64_t j = 0; j < npanels; ++j) {
     T* out = dst + j * kc * NR;
@@ -141,10 +167,7 @@ void pack_b_block(T* dst, const BOp& B, int64_t k0, int64_t kc, int64_t N) {
         continue;
       }
       int64_t c = 0;
-      if (cs == 1)
-        for (; c < nn; ++c) o[c] = src[n0 + c];
-      else
-        for (; c < nn; ++c) o[c] = src[(n0 + c) * cs];
+      for (; c < nn; ++c) o[c] = src[(n0 + c) * cs];
       for (; c < NR; ++c) o[c] = T(0);
     }
   }
@@ -401,19 +424,20 @@ void gemm_rows_first_nv(T* C, int64_t ldc, int64_t M, int64_t N, const T* A, int
                                        : row_blocks<T>(M, nj);
   const int64_t nic = rb.count;
   // Column ranges per row block: few enough panels per task that its part
-  // of C and one B block stay in half the L2, at least 4 tasks for a small
-  // team, and at least one per thread (a per-step product has one row
-  // block: split 4 ways, it kept 12 of 16 threads idle), and as many tasks
-  // for every thread where the panels allow (5 tasks on 2 threads gave one
-  // thread 3: the forward's per-step product at H = 1024 ran 1.56× faster on
-  // 2 threads than on 1).
-  // With one row block (the per-step products), each B block is used once
-  // whatever the split: only the task's part of C needs to stay in L2, and
-  // fewer tasks pack A fewer times (the backward's per-step product at
-  // H = 1024, in 4 tasks of 8 panels, packed each 32-row A block 4 times).
+  // of C stays in half the L2 (the B blocks stream through: each is used by
+  // this row block's tiles from L1, then by other tasks, not from L2), at
+  // least 4 tasks where there are several row blocks, at least one per
+  // thread (a per-step product has one row block: split 4 ways, it kept 12
+  // of 16 threads idle), and as many tasks for every thread where the
+  // panels allow (5 tasks on 2 threads gave one thread 3: the forward's
+  // per-step product at H = 1024 ran 1.56× faster on 2 threads than on 1).
+  // Every task packs its row block's A blocks again, so no more tasks than
+  // that: with room for a B block per panel too, a 2048³ product packed A 4
+  // times (5% of its time; 2.5-5% faster at 1 thread without), and the
+  // backward's per-step product at H = 1024 packed its 32-row A blocks 4
+  // times where one task would do.
   const int64_t rows = M < rb.rows ? M : rb.rows;
-  const int64_t room = nic == 1 ? NR * rows : NR * (rows + KC);
-  const int64_t fit = kL2Floats / room > 0 ? kL2Floats / room : 1;
+  const int64_t fit = kL2Floats / (NR * rows) > 0 ? kL2Floats / (NR * rows) : 1;
   int64_t want = nic == 1 ? 1 : (4 + nic - 1) / nic;
   if (want < (nj + fit - 1) / fit) want = (nj + fit - 1) / fit;
   if (want < (team + nic - 1) / nic) want = (team + nic - 1) / nic;
