@@ -46,7 +46,7 @@ def interleaved_medians(
     each sample, the callable runs untimed for at least this long (once at
     least), so the sample sees what a loop calling it again and again sees: the
     worker threads of the implementation that ran before have stopped spinning
-    (OpenBLAS's keep spinning for tens of ms after a call; a 2-thread
+    (by default OpenBLAS's spin for ~0.1 s after a call: a 2-thread
     50,32,1024,1024 training step took 285 ms right after a NumPy product with
     a 20 ms pause between, 242 ms alone), and its own thread pool is awake.
 
