@@ -581,7 +581,20 @@ void dW_hh_rows(const BackwardArgs<T>& a, const BackwardPlan& p, int64_t n0) {
   alignas(64) T hv[kRows * V::W];
   V acc[RB];
   for (int r = 0; r < RB; ++r) acc[r] = V::zero();
-  for (int64_t t = a.h0 ? 0 : 1; t < Tn; ++t) {  // (without h0, h_{-1} = 0)
+  if (!a.h0) {
+    // h_{-1} = 0, so step 0 adds 0·dG_0: nothing, but NaN wherever dG_0 is
+    // not finite, as in the reference and the other paths (skipped, a NaN
+    // from the forward vanished from dW_hh: found by fuzz_long).
+    const T* g0 = a.gates + n0 * hist;  // row r of step 0 at g0 + r * hist: B values
+    for (int r = 0; r < RB; ++r) {
+      V z = V::zero();
+      int64_t b = 0;
+      for (; b + V::W <= p.B; b += V::W) z = V::fma(V::load(g0 + r * hist + b), V::zero(), z);
+      if (b < p.B) z = V::fma(V::load_first(g0 + r * hist + b, p.B - b), V::zero(), z);
+      acc[r] = acc[r] + V::set1(z.sum());
+    }
+  }
+  for (int64_t t = a.h0 ? 0 : 1; t < Tn; ++t) {  // (without h0: step 0 above)
     const T* h = t ? a.y + (t - 1) * H : a.h0;   // row b at h + b * hs
     const int64_t hs = t ? Tn * H : H;
     for (int64_t b0 = 0; b0 < p.B; b0 += kRows) {

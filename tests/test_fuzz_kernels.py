@@ -719,6 +719,26 @@ def test_missing_state_with_nan_weights_gives_nan():
     assert np.isnan(missing).all(), "None must mean zeros: a NaN weight must show"
 
 
+@pytest.mark.parametrize("shape", [(8, 1, 1, 1), (8, 1, 1, 2), (32, 3, 1, 15)], ids=["B8T1H1", "B8T1H2", "B32T3H15"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_missing_state_keeps_a_nan_of_the_first_step_in_dW_hh(shape, dtype):
+    # dW_hh = Σ_t dG_tᵀ·h_{t-1} with h_{-1} = 0: a NaN in dG_0 makes 0·NaN = NaN (the reference's
+    # answer). The small-H batch-in-lanes path skipped step 0 without h0 and returned numbers there
+    # (found by fuzz_long). These shapes take that path on some ISA.
+    B, T, I, H = shape
+    rng = np.random.default_rng(1)
+    w = [rng.uniform(-0.5, 0.5, s).astype(dtype) for s in [(4 * H, I), (4 * H, H), (4 * H,), (4 * H,)]]
+    w[0][0, 0] = np.nan  # W_ih: unit 0's input gate is NaN at every step
+    x = rng.standard_normal((B, T, I)).astype(dtype)
+    dy = rng.standard_normal((B, T, H)).astype(dtype)
+    want = ref.lstm_backward(ref.lstm_forward(x, *w)[3], dy).dW_hh
+    assert np.isnan(want).any()
+    for isa in kernels._available_isas():
+        with kernels._use_isa(isa):
+            got = kernels.lstm_backward(kernels.lstm_forward(x, *w)[3], dy).dW_hh
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=isa)
+
+
 def test_unpickled_arrays_are_accepted():
     import pickle
 
