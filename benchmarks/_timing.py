@@ -63,7 +63,8 @@ def interleaved_medians(
         fns[name]()
         one[name] = max(time.perf_counter() - t0, 1e-7)
     k = {n: max(1, math.ceil(sample_s / one[n])) for n in names}
-    round_s = sum(k[n] * one[n] + max(lead_in_s, one[n] if lead_in_s else 0.0) for n in names)
+    lead = {n: max(lead_in_s, one[n]) if lead_in_s else 0.0 for n in names}  # (at least one call)
+    round_s = sum(k[n] * one[n] + lead[n] for n in names)
     rounds = int(min(max_rounds, max(min_rounds, round(target_s / round_s))))
 
     samples: dict[str, list[float]] = {n: [] for n in names}
