@@ -98,7 +98,9 @@ def run_threads(threads: int, shapes, modes, args, pylstm_mod, have_torch: bool)
         return _timing.matmul_ceiling(threads, target_s=0.5 if quick else 2.0, min_rounds=2 if quick else 5,
                                       have_torch=have_torch)
 
-    # Measured before and after the rows; the higher counts (a busy moment lowers it).
+    # Measured before and after the rows, and again right before each row with a ceiling target; the highest
+    # counts. (A busy moment lowers it, which flatters "% of ceiling": on the 2-core VM one day's 2-thread runs
+    # measured 380, 393 and 438 GFLOP/s before their rows, while pylstm's large steps took the same time.)
     ceilings = [ceiling_now()]
     rows = []
     with _timing.blas_limiter(threads):
@@ -112,6 +114,8 @@ def run_threads(threads: int, shapes, modes, args, pylstm_mod, have_torch: bool)
                 print("\n".join(f"DISAGREE {shape_id(T, B, I, H, L)}: {t}" for t in check["failures"]), flush=True)
                 raise SystemExit("implementations disagree: refusing to time them")
             for mode in modes:
+                if "ceiling" in TARGETS.get((shape_id(T, B, I, H, L), mode), {}):
+                    ceilings.append(ceiling_now())
                 fns = {im.name: getattr(im, mode) for im in impls}
                 # With several threads, run each peer untimed for 0.1 s before each of its samples: the workers
                 # of the one that ran before (OpenBLAS's spin for tens of ms) are then idle, and its own pool is
@@ -131,7 +135,8 @@ def run_threads(threads: int, shapes, modes, args, pylstm_mod, have_torch: bool)
 
     print(f"\nthreads={threads}: ceiling {ceiling['ceiling_gflops']:.1f} GFLOP/s (2048³ float32, best repeat; "
           + ", ".join(f"{k.replace('_gflops', '')} {v:.1f}" for k, v in ceiling.items() if k != "ceiling_gflops")
-          + f"; before/after the rows: {ceilings[0]['ceiling_gflops']:.1f}/{ceilings[1]['ceiling_gflops']:.1f})")
+          + "; measured before, among and after the rows: "
+          + "/".join(f"{c['ceiling_gflops']:.1f}" for c in ceilings) + ")")
     for when, b in (("before", busy), ("after", busy_after)):
         if b is not None and b > 0.10:
             print(f"# WARNING: {100 * b:.0f}% of the CPUs were busy with others' work {when} the rows: "
@@ -141,7 +146,7 @@ def run_threads(threads: int, shapes, modes, args, pylstm_mod, have_torch: bool)
     for row in rows:
         _print_row(row, impl_names)
     return {"threads": threads, "background_busy": busy, "background_busy_after": busy_after, "ceiling": ceiling,
-            "ceilings_before_after": ceilings, "rows": rows, "loadavg_after": list(os.getloadavg())}
+            "ceilings_measured": ceilings, "rows": rows, "loadavg_after": list(os.getloadavg())}
 
 
 def _make_row(p, L, mode, threads, t, ceiling_gflops, check) -> dict[str, Any]:
