@@ -584,7 +584,9 @@ void dW_hh_rows(const BackwardArgs<T>& a, const BackwardPlan& p, int64_t n0) {
   if (!a.h0) {
     // h_{-1} = 0, so step 0 adds 0·dG_0: nothing, but NaN wherever dG_0 is
     // not finite, as in the reference and the other paths (skipped, a NaN
-    // from the forward vanished from dW_hh: found by fuzz_long).
+    // from the forward vanished from dW_hh: found by fuzz_long). Summed
+    // here per row, not as a step of zero rows in the loop below: that
+    // made the 3,32,1,15 training step about 5% slower.
     const T* g0 = a.gates + n0 * hist;  // row r of step 0 at g0 + r * hist: B values
     for (int r = 0; r < RB; ++r) {
       V z = V::zero();
