@@ -64,14 +64,25 @@ int team_size_for(Dims d, int nthreads) { return team_size_rule(d, nthreads); }
 
 std::string best_isa() { return supported_isas().back(); }
 
+// Each table is made the first time its path is asked for, and only on a CPU
+// that runs it: kernel_table_avx512() is compiled for AVX-512 like the rest
+// of its file, and the compiler uses those instructions to build the table
+// itself (made together with the AVX2 table, it crashed every AVX2-only CPU
+// with an illegal instruction on the first call).
 const KernelTable& kernel_table(const std::string& name) {
-  static const KernelTable scalar = kernel_table_scalar();
-  if (name == "scalar") return scalar;
+  if (name == "scalar") {
+    static const KernelTable scalar = kernel_table_scalar();
+    return scalar;
+  }
 #if defined(PYLSTM_HAVE_X86_PATHS)
-  static const KernelTable avx2 = kernel_table_avx2();
-  static const KernelTable avx512 = kernel_table_avx512();
-  if (name == "avx2" && cpu().avx2) return avx2;
-  if (name == "avx512" && cpu().avx512) return avx512;
+  if (name == "avx2" && cpu().avx2) {
+    static const KernelTable avx2 = kernel_table_avx2();
+    return avx2;
+  }
+  if (name == "avx512" && cpu().avx512) {
+    static const KernelTable avx512 = kernel_table_avx512();
+    return avx512;
+  }
 #endif
   for (const auto& n : compiled_isas())
     if (n == name) throw std::invalid_argument("ISA '" + name + "' is not supported by this CPU");
