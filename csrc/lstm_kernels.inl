@@ -135,8 +135,9 @@ inline void gates_forward_lanes(float* ai, float* af, float* ag, float* ao, cons
 // are back in L3 by the time the gate math reads them: the loads stalled
 // (a third of the forward's gate math samples on the two first loads).
 template <typename T>
-inline void gates_forward_row(T* a, T* c_out, T* h_out, const T* c_prev, int64_t H, const T* next_a = nullptr,
-                              const T* next_c = nullptr) {
+inline void gates_forward_row(T* a, T* c_out, T* h_out, const T* c_prev, int64_t H,
+                              [[maybe_unused]] const T* next_a = nullptr,  // (hints: the portable path has none)
+                              [[maybe_unused]] const T* next_c = nullptr) {
 #if defined(PYLSTM_VECTOR_MATH)
   if constexpr (std::is_same_v<T, float>) {
     constexpr int W = Vec<float>::W;
@@ -483,8 +484,9 @@ inline void gates_backward_lanes(float* ai, float* af, float* ag, float* ao, con
 // reaching h_t from above (t+1), dc_carry is updated to reach c_{t-1}.
 template <typename T>
 inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy_row, const T* c_row,
-                               const T* c_prev, int64_t H, bool clip_on, T clip, const T* next_a = nullptr,
-                               const T* next_dy = nullptr, const T* next_c = nullptr) {
+                               const T* c_prev, int64_t H, bool clip_on, T clip,
+                               [[maybe_unused]] const T* next_a = nullptr,  // (hints: the portable path has none)
+                               [[maybe_unused]] const T* next_dy = nullptr, [[maybe_unused]] const T* next_c = nullptr) {
 #if defined(PYLSTM_VECTOR_MATH)
   if constexpr (std::is_same_v<T, float>) {
     constexpr int W = Vec<float>::W;

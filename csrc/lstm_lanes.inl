@@ -217,7 +217,7 @@ void forward_block(const ForwardArgs<T>& a, const ForwardPlan& p, T* work, const
   using V = Vec<T>;
   constexpr int W = V::W;
   constexpr int64_t NL = NV * W;
-  const int64_t Tn = p.Tn, I = p.I, H = p.H, Bp = p.Bp, G = 4 * H;
+  const int64_t Tn = p.Tn, I = p.I, H = p.H, Bp = p.Bp;
   const int64_t hist = Tn * Bp;  // row stride of the cache's per-step history
   T* c_hist = a.cs;              // (H, T, Bp), cache only: c_t at slot t
   T* h_hist = a.cs ? a.cs + H * hist : nullptr;  // h_{t-1} at slot t (slot 0: h0)
