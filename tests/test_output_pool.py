@@ -139,6 +139,8 @@ def test_release_memory_is_safe_while_arrays_live():
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+# Forking a process with threads (OpenMP's, OpenBLAS's) is what this test is about; Python 3.12+ warns of it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
 def test_a_forked_child_can_use_the_pool():
     import os
 
