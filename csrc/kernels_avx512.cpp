@@ -3,7 +3,7 @@
 #define PYLSTM_ISA_AVX512 1
 // GCC 12's own AVX-512 intrinsics (_mm512_shuffle_f32x4, _mm512_extractf64x4_pd,
 // ...) pass a deliberately undefined vector and warn about it wherever they are
-// inlined: hundreds of false warnings (GCC bug 105593, fixed in 12.3). Off
+// inlined: hundreds of false warnings (GCC bug 105593). Off
 // for the header's lines only.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push

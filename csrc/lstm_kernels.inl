@@ -486,7 +486,8 @@ template <typename T>
 inline void gates_backward_row(T* a, T* dc_carry, const T* dh_carry, const T* dy_row, const T* c_row,
                                const T* c_prev, int64_t H, bool clip_on, T clip,
                                [[maybe_unused]] const T* next_a = nullptr,  // (hints: the portable path has none)
-                               [[maybe_unused]] const T* next_dy = nullptr, [[maybe_unused]] const T* next_c = nullptr) {
+                               [[maybe_unused]] const T* next_dy = nullptr,
+                               [[maybe_unused]] const T* next_c = nullptr) {
 #if defined(PYLSTM_VECTOR_MATH)
   if constexpr (std::is_same_v<T, float>) {
     constexpr int W = Vec<float>::W;
