@@ -25,14 +25,43 @@ from typing import Iterator
 SPIN_COUNT = "1000"
 
 
+# How pylstm's threads wait at barriers, for pylstm.info(): set by brief_spinning.
+wait_policy = "not set"
+
+
+def _libgomp_already_loaded() -> bool:
+    """Whether this process already holds the shared libgomp (Linux; False where unknown).
+
+    Its settings were then read when it loaded. (PyTorch's and scikit-learn's
+    wheels bring their own renamed copies, libgomp-<hash>.so, which do not count.)
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("/libgomp.so" in line for line in maps)
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def brief_spinning() -> Iterator[None]:
     """Inside the block, a newly loaded libgomp spins briefly at barriers."""
-    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+    global wait_policy
+    user = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ}
+    if user:
+        wait_policy = "the environment's (" + ", ".join(f"{k}={v}" for k, v in user.items()) + ")"
+        yield
+        return
+    if _libgomp_already_loaded():
+        # Too late to set: the runtime's default, longer spin stays (the 2-core VM, 64,32,65,128 training
+        # step at 2 threads beside a busy loop: 1.45-1.55x the quiet 1-thread time after PyTorch's libgomp,
+        # 1.58-2.02x after a bare one, 1.50-1.55x with the brief spin). Import pylstm first, or set
+        # GOMP_SPINCOUNT before Python starts, to have it brief.
+        wait_policy = "libgomp's default (it was loaded before pylstm)"
         yield
         return
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
     try:
         yield
+        wait_policy = f"brief spin, then sleep (GOMP_SPINCOUNT={SPIN_COUNT}, set while pylstm loaded)"
     finally:
         os.environ.pop("GOMP_SPINCOUNT", None)

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import _core
+from . import _core, _openmp_env
 from ._config import MAX_THREADS, get_num_threads, resolve_num_threads
 from .reference import LSTMGrads
 
@@ -81,13 +81,14 @@ def _use_isa(name: str) -> Iterator[None]:
 
 
 def info() -> dict[str, Any]:
-    """Version, compiled SIMD paths, the one in use, OpenMP on/off, default threads."""
+    """Version, compiled SIMD paths, the one in use, OpenMP on/off and how its threads wait, default threads."""
     return {
         "version": __version__,
         "compiled_isas": list(_core.compiled_isas()),
         "supported_isas": list(_SUPPORTED),
         "isa": _isa,
         "openmp": bool(_core.openmp),
+        "openmp_wait": _openmp_env.wait_policy if _core.openmp else "no threads",
         "num_threads": get_num_threads(),
     }
 
