@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--shapes: expected T,B,I,H, got {s!r}")
         problems.append(_impls.Problem(T, B, I, H))
 
-    pylstm_mod, info = _impls.load_pylstm(args.pylstm)  # before torch: see bench_lstm.py
+    # pylstm before torch: under test here is pylstm's brief spin at barriers, set as it loads libgomp. torch
+    # then shares that runtime (see bench_lstm.py), so its rows are context, not its default behaviour.
+    pylstm_mod, info = _impls.load_pylstm(args.pylstm)
     have_torch = False
     if not args.no_torch:
         try:
