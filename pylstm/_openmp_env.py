@@ -30,10 +30,12 @@ wait_policy = "not set"
 
 
 def _libgomp_already_loaded() -> bool:
-    """Whether this process already holds the shared libgomp (Linux; False where unknown).
+    """Whether this process already holds a libgomp.so (Linux; False where unknown).
 
-    Its settings were then read when it loaded. (PyTorch's and scikit-learn's
-    wheels bring their own renamed copies, libgomp-<hash>.so, which do not count.)
+    Its settings were then read when it loaded, and pylstm's extension will use
+    it: PyTorch's wheel brings one under that name. (A renamed copy, the
+    libgomp-<hash>.so that auditwheel makes, is a separate runtime and does not
+    count.)
     """
     try:
         with open("/proc/self/maps") as maps:
