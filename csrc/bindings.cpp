@@ -188,9 +188,6 @@ py::tuple backward_impl(const std::string& isa, const py::object& gates, const p
   a.dW_ih = dW_ih.mutable_data();
   a.dW_hh = dW_hh.mutable_data();
   a.db = db.mutable_data();
-  std::fill(a.dW_ih, a.dW_ih + 4 * H * I, T(0));  // the kernel accumulates
-  std::fill(a.dW_hh, a.dW_hh + 4 * H * H, T(0));
-  std::fill(a.db, a.db + 4 * H, T(0));
   pylstm::Workspace work(sizeof(T) * kern.backward_workspace_elems(d, nthreads, a.ids != nullptr));
   a.work = static_cast<T*>(work.data());
   {

@@ -173,6 +173,27 @@ void pack_b_block(T* dst, const BOp& B, int64_t k0, int64_t kc, int64_t N) {
   }
 }
 
+// Columns [n0, N) of an operand B, as an operand whose column 0 is B's n0:
+// a product over a range of columns packs only those.
+template <typename T>
+inline Strided<T> columns_from(const Strided<T>& B, int64_t n0) {
+  return Strided<T>{B.p + n0 * B.cs, B.rs, B.cs};
+}
+template <typename BOp>
+struct ColumnsFrom {
+  BOp b;
+  int64_t n0;
+  auto row(int64_t k) const {
+    const auto r = b.row(k);
+    return r ? r + n0 * b.col_stride() : r;  // (null: a row of zeros stays one)
+  }
+  int64_t col_stride() const { return b.col_stride(); }
+};
+template <typename BOp>
+inline ColumnsFrom<BOp> columns_from(const BOp& B, int64_t n0) {
+  return ColumnsFrom<BOp>{B, n0};
+}
+
 // Pack all of B (K×N) once, block by block: block pc starts at pc * Npad.
 template <typename T, typename BOp>
 void pack_b_full(T* dst, const BOp& B, int64_t K, int64_t N) {
@@ -554,15 +575,13 @@ void gemm_prepacked(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T*
   }
 }
 
-// The same product with B packed into `bpack` on the way. `bcap` elements of
-// it (0: one block, KC × Npad) hold as many K blocks as fit: with room for
-// two or more, a large product packs a group of blocks and runs it rows first.
-// With accumulate=false, a non-null `bias` (Npad values) is added to every
-// row of C in the same pass (C = bias + A·B).
+// C (+)= A · B with B packed into `bpack` (bcap elements: at least one KC
+// block of all N columns) on the way: all of B at once where it fits, else
+// groups of K blocks run rows first (C goes through memory once per group),
+// else block by block.
 template <typename T, typename BOp>
-void gemm(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
-          const BOp& B, bool accumulate, T* bpack, APack<T> apack, const T* bias = nullptr, int64_t bcap = 0) {
-  if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);  // (K >= 1 whenever a bias is given)
+void gemm_in_blocks(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+                    const BOp& B, bool accumulate, T* bpack, APack<T> apack, const T* bias, int64_t bcap) {
   const int64_t Np = padded_cols<T>(N);
   const int64_t group = bcap / (KC * Np) * KC;  // K rows per packed group
   if (rows_first<T>(M, N, K) && group >= 2 * KC) {
@@ -580,6 +599,61 @@ void gemm(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_
     pack_b_block(bpack, B, pc, kc, N);  // ends in a barrier
     gemm_block(C, ldc, M, N, A, a_rs, a_cs, pc, kc, bpack, accumulate || pc > 0, apack,
                (pc == 0 && !accumulate) ? bias : nullptr);
+  }
+}
+
+// Fewest column panels per range when a product runs its columns range by
+// range (gemm): each range packs A again.
+constexpr int64_t kMinRangePanels = 8;
+
+// The room gemm needs for B: one KC block of kMinRangePanels panels (all of
+// B where it is smaller).
+template <typename T>
+inline int64_t gemm_min_room(int64_t N, int64_t K) {
+  const int64_t Np = padded_cols<T>(N), cols = kMinRangePanels * Tile<T>::NR;
+  return (K < KC ? K : KC) * (Np < cols ? Np : cols);
+}
+
+// The same product with B packed into `bpack` on the way: `bcap` elements
+// (0: one KC block of all columns; at least gemm_min_room) hold as much of
+// B as fits. Where B does not fit, its columns go range by range: all K
+// rows of each range, run rows first, where the room holds kMinRangePanels
+// panels of them (C then goes through memory once: the LSTM lends its
+// products rooms that hold a third of W_ih or so, its outputs not yet
+// written, instead of a packed copy of their own); else ranges as wide as a
+// KC block of them allows, each in blocks. Each element of C sums over K in
+// the same order whatever the room: the room changes no result.
+// With accumulate=false, a non-null `bias` (Npad values) is added to every
+// row of C in the same pass (C = bias + A·B).
+template <typename T, typename BOp>
+void gemm(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+          const BOp& B, bool accumulate, T* bpack, APack<T> apack, const T* bias = nullptr, int64_t bcap = 0) {
+  if (K == 0 && !accumulate) zero_rows(C, ldc, M, N);  // (K >= 1 whenever a bias is given)
+  constexpr int64_t NR = Tile<T>::NR;
+  const int64_t Np = padded_cols<T>(N), nj = Np / NR, kc = K < KC ? K : KC;
+  if (bcap == 0) bcap = kc * Np;
+  if (K == 0 || bcap >= K * Np || panel_width<T>(N) != NR) {
+    gemm_in_blocks(C, ldc, M, N, K, A, a_rs, a_cs, B, accumulate, bpack, apack, bias, bcap);
+    return;
+  }
+  const bool whole_k = rows_first<T>(M, N, K) && bcap / (K * NR) >= kMinRangePanels;
+  if (!whole_k && bcap >= kc * Np) {  // a block of all columns fits: no ranges
+    gemm_in_blocks(C, ldc, M, N, K, A, a_rs, a_cs, B, accumulate, bpack, apack, bias, bcap);
+    return;
+  }
+  const int64_t fit = bcap / ((whole_k ? K : kc) * NR);  // panels per range
+  const int64_t ranges = (nj + fit - 1) / fit;
+  const int64_t per = (nj + ranges - 1) / ranges * NR;   // columns per range, ranges alike
+  for (int64_t n0 = 0; n0 < N; n0 += per) {
+    const int64_t nc = (N - n0 < per) ? N - n0 : per;
+    const T* bias_here = (bias && !accumulate) ? bias + n0 : nullptr;
+    if (whole_k) {
+      pack_b_full<T>(bpack, columns_from(B, n0), K, nc);  // each block ends in a barrier
+      gemm_rows_first(C + n0, ldc, M, nc, A, a_rs, a_cs, 0, K, bpack, accumulate, apack, bias_here);
+    } else {
+      gemm_in_blocks(C + n0, ldc, M, nc, K, A, a_rs, a_cs, columns_from(B, n0), accumulate, bpack, apack,
+                     bias_here, bcap);
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 #define PYLSTM_ISA_AVX2 1
 #include <immintrin.h>
 #include <math.h>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <type_traits>

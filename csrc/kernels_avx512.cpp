@@ -15,6 +15,7 @@
 #pragma GCC diagnostic pop
 #endif
 #include <math.h>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <type_traits>

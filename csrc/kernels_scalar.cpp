@@ -3,6 +3,7 @@
 #define PYLSTM_ISA_SCALAR 1
 
 #include <math.h>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <type_traits>

@@ -15,7 +15,8 @@
 // Each kernel is a free function over raw pointers: outputs first, then
 // inputs, then dims. The caller owns every buffer, including the workspace
 // (size from *_workspace_elems), so nothing is allocated inside a kernel.
-// Weight gradients accumulate (+=): the caller zeroes them.
+// Every output is written (the weight gradients too: the caller need not
+// zero them; the backward uses dW_hh's room as scratch before it writes it).
 #pragma once
 #include <cstdint>
 
@@ -48,7 +49,7 @@ struct ForwardArgs {
 
 template <typename T>
 struct BackwardArgs {
-  // outputs (the weight gradients accumulate; dx, dh0, dc0 are overwritten)
+  // outputs, all written (dW_hh's and the cache's rooms serve as scratch first)
   T* dx = nullptr;     // (B, T, I), or null (ids path)
   T* dh0 = nullptr;    // (B, H)
   T* dc0 = nullptr;    // (B, H)

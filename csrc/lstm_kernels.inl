@@ -3,6 +3,7 @@
 // simd.h and gemm.inl). Layout and equations: see lstm.h.
 
 #include "gemm.inl"
+#include "step_product.inl"
 
 // libm calls wrapped in this ISA's namespace: an inline function from a
 // system header, compiled here with AVX flags, could otherwise be the copy
@@ -60,6 +61,19 @@ inline bool few_rows(int64_t M) { return M < 4; }
 template <typename T>
 inline bool short_rows(int64_t K) { return K < Vec<T>::W; }
 
+// Whether the forward's recurrent product reads W_hh in place
+// (step_product.inl): in a training forward (one that keeps a cache), with
+// the batch in one panel and a packed W_hhᵀ that would not stay in L2.
+// There it runs as fast as the packed product (T=50, B=32, I=H=1024, 1
+// thread: 76.0 against 76.7 ms a forward) and saves the copy, a
+// training step's largest allocation beside its cache. An inference
+// forward keeps the packed copy: its product ran 4-8% faster with it
+// (77-85 against 74-75 ms).
+template <typename T>
+inline bool recurrent_in_place(Dims d, bool cache) {
+  return cache && !few_rows(d.B) && d.B <= Tile<T>::NR && d.H * padded_cols<T>(4 * d.H) > kL2Floats;
+}
+
 // h_{t-1} for row k = b*T + t of the batch-first sequence (null = zero state).
 template <typename T>
 struct PrevHidden {
@@ -92,24 +106,27 @@ struct ForwardWork {
   int64_t total() const { return wpack + bpack + bias + cstate + apack; }
 };
 template <typename T>
-ForwardWork forward_work(Dims d, int nthreads) {
+ForwardWork forward_work(Dims d, int nthreads, bool cache) {
   const int64_t G = 4 * d.H;
   const bool few_rec = few_rows(d.B), few_in = few_rows(d.B * d.T);
   ForwardWork w;
-  // W_hhᵀ packed once per call; for batch-1 steps with H below a vector, W_hhᵀ plain (short_rows)
+  // W_hhᵀ packed once per call; for batch-1 steps with H below a vector, W_hhᵀ plain (short_rows);
+  // read in place, h_{t-1}ᵀ packed per step instead (step_product.inl).
   w.wpack = few_rec ? (short_rows<T>(d.H) ? d.H * G : 0) : d.H * padded_cols<T>(G);
-  // One block of W_ihᵀ for the input projection, which runs before W_hh is packed and so packs into
-  // W_hh's room first: only what that room lacks is added.
-  const int64_t block = few_in ? 0 : (d.I < KC ? d.I : KC) * padded_cols<T>(G);
-  w.bpack = block > w.wpack ? block - w.wpack : 0;
+  if (recurrent_in_place<T>(d, cache)) w.wpack = d.H * Tile<T>::NR;
+  // The input projection runs before the time loop writes y or packs W_hh: it packs W_ihᵀ into the
+  // larger of their rooms, and only what both lack of the room it needs is added here.
+  const int64_t need = few_in ? 0 : gemm_min_room<T>(G, d.I);
+  const int64_t lent = d.B * d.T * d.H;             // y's room
+  w.bpack = (need > w.wpack && need > lent) ? need - w.wpack : 0;
   w.bias = padded_cols<T>(G);                       // b_ih + b_hh, zero padded
-  w.cstate = d.B * d.H;                             // running cell state (inference)
+  w.cstate = cache ? 0 : d.B * d.H;                 // running cell state (inference)
   w.apack = static_cast<int64_t>(team_size(d, nthreads)) * forward_apack_stride<T>(d);
   return w;
 }
 template <typename T>
-int64_t forward_workspace_elems(Dims d, int nthreads) {
-  return forward_work<T>(d, nthreads).total();
+int64_t forward_workspace_elems(Dims d, int nthreads, bool cache) {
+  return forward_work<T>(d, nthreads, cache).total();
 }
 
 #if defined(PYLSTM_VECTOR_MATH)
@@ -286,7 +303,7 @@ template <typename T>
 void forward_team(const ForwardArgs<T>& a, Dims d) {
   const int64_t B = d.B, Tn = d.T, I = d.I, H = d.H, G = 4 * H;
   const int64_t rows = B * Tn;
-  const ForwardWork w = forward_work<T>(d, 1);  // offsets do not depend on the team (A blocks come last)
+  const ForwardWork w = forward_work<T>(d, 1, a.cs != nullptr);  // offsets do not depend on the team (A blocks last)
   T* wpack = a.work;
   T* bpack = wpack + w.wpack;
   T* bias = bpack + w.bpack;
@@ -319,17 +336,25 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
     }
     if (!a.ids) gemm_few_rows<T>(a.gates, G, rows, G, I, a.x, I, a.W_ih, I, true);
   } else {
-    // W_hh is not packed yet: its room and the block's (adjacent) hold a
-    // group of W_ihᵀ blocks for a rows-first product.
-    gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, false, wpack, apack, bias,
-            w.wpack + w.bpack);
+    // W_hh is not packed yet and y not written: the larger of their rooms
+    // (W_hh's and the block's are adjacent) holds W_ihᵀ, or as much of it
+    // as fits, for a rows-first product. (Where the workspace holds all of
+    // it, its pages are the ones already in use.)
+    T* room = wpack;
+    int64_t room_elems = w.wpack + w.bpack;
+    if (room_elems < I * padded_cols<T>(G) && rows * H > room_elems) {
+      room = a.y;
+      room_elems = rows * H;
+    }
+    gemm<T>(a.gates, G, rows, G, I, a.x, I, 1, Strided<T>{a.W_ih, 1, I}, false, room, apack, bias, room_elems);
   }
   if (!a.h0 && !stepwise) poison_zero_state_rows(a.gates, gld, a.W_hh, B, H);
   PYLSTM_PHASE(0, "forward: input projection");
   // 2. W_hhᵀ packed once for all T steps: B(k, n) = W_hh[n, k].
   const bool few = few_rows(B);
   const bool axpy = few && short_rows<T>(H);
-  if (!few) pack_b_full<T>(wpack, Strided<T>{a.W_hh, 1, H}, H, G);
+  const bool in_place = recurrent_in_place<T>(d, a.cs != nullptr);
+  if (!few && !in_place) pack_b_full<T>(wpack, Strided<T>{a.W_hh, 1, H}, H, G);
   if (axpy) {
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < H; ++k)
@@ -369,7 +394,10 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
         gemm_few_rows_nn<T>(gt, gld, B, G, H, hprev, hstride, wpack, G, true);
       else if (few)
         gemm_few_rows<T>(gt, gld, B, G, H, hprev, hstride, a.W_hh, H, true);
-      else
+      else if (in_place) {
+        pack_rows_transposed<T>(wpack, hprev, hstride, B, H);  // ends in a barrier
+        gemm_transposed_in_place<T>(gt, gld, B, G, H, a.W_hh, wpack);
+      } else
         gemm_prepacked<T>(gt, gld, B, G, H, hprev, hstride, 1, wpack, true, apack, nullptr, thread_rows);
     }
     PYLSTM_PHASE(3, "forward: step recurrent product");
@@ -421,31 +449,43 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
 // --------------------------------------------------------------- backward --
 
 // Workspace layout of backward_team: [W_hh packed | one block of B | dh, dc
-// carried | A blocks]. Every product's rows and depth are at most
-// max(4H, B·T) (the recurrent one's B rows included).
+// carried | A blocks]. The packed W_hh (G × H) goes into dW_hh's room
+// instead where it fits there: dW_hh is written only after the time loop
+// (16 MiB at H = 1024, half of the cache at T = 50, B = 32, that the step
+// need not hold twice). After the loop, the products pack their B operands
+// into rooms the call lends: dW_hh's (until dW_hh, the last product, is
+// written) and the cell states' (the cache is used up by then). Every
+// product's rows and depth are at most max(4H, B·T).
 struct BackwardWork {
   int64_t wpack, bpack, carry, apack_stride, apack;
   int64_t total() const { return wpack + bpack + carry + apack; }
 };
 template <typename T>
-BackwardWork backward_work(Dims d, int nthreads) {
+inline bool pack_whh_in_dW_hh(Dims d) { return padded_cols<T>(d.H) == d.H; }
+template <typename T>
+BackwardWork backward_work(Dims d, int nthreads, bool ids) {
   const int64_t H = d.H, I = d.I, G = 4 * H, rows = d.B * d.T;
-  const int64_t widest = padded_cols<T>(I) > padded_cols<T>(H) ? padded_cols<T>(I) : padded_cols<T>(H);
   const int64_t longest = rows > G ? rows : G;
   BackwardWork w;
-  w.wpack = few_rows(d.B) ? 0 : G * padded_cols<T>(H);  // W_hh packed once: B(k, n) = W_hh[k, n]
-  // One block of X, h_{t-1} or W_ih for the products after the loop, which pack into W_hh's room
-  // (free by then) first: only what that room lacks is added.
-  const int64_t block = (longest < KC ? longest : KC) * widest;
-  w.bpack = block > w.wpack ? block - w.wpack : 0;
+  w.wpack = (few_rows(d.B) || pack_whh_in_dW_hh<T>(d)) ? 0 : G * padded_cols<T>(H);  // B(k, n) = W_hh[k, n]
+  // The room each product after the loop needs (gemm_min_room), where the one it is lent is smaller
+  // (the packed W_hh's, free by then, is the workspace's: only what it lacks is added).
+  const int64_t whh_room = G * H, cs_room = rows * H;
+  int64_t need = gemm_min_room<T>(H, rows);  // dW_hh: N = H, K = B·T
+  if (need <= cs_room || need <= w.wpack) need = 0;
+  if (!ids) {  // dW_ih (K = B·T) and dx (K = 4H), N = I
+    const int64_t r1 = gemm_min_room<T>(I, rows), r2 = gemm_min_room<T>(I, G), r = r1 > r2 ? r1 : r2;
+    if (r > whh_room && r > w.wpack && r > need) need = r;
+  }
+  w.bpack = need > w.wpack ? need - w.wpack : 0;
   w.carry = 2 * d.B * H;                             // carried dh and dc
   w.apack_stride = apack_stride<T>(longest, longest);
   w.apack = static_cast<int64_t>(team_size(d, nthreads)) * w.apack_stride;
   return w;
 }
 template <typename T>
-int64_t backward_workspace_elems(Dims d, int nthreads) {
-  return backward_work<T>(d, nthreads).total();
+int64_t backward_workspace_elems(Dims d, int nthreads, bool ids) {
+  return backward_work<T>(d, nthreads, ids).total();
 }
 
 // One time step's gate backward for batch row b: activations in `a` (4H)
@@ -581,10 +621,10 @@ template <typename T>
 void backward_team(const BackwardArgs<T>& a, Dims d) {
   const int64_t B = d.B, Tn = d.T, I = d.I, H = d.H, G = 4 * H;
   const int64_t rows = B * Tn;
-  const BackwardWork w = backward_work<T>(d, 1);  // offsets do not depend on the team (A blocks come last)
-  T* wpack = a.work;
-  T* bpack = wpack + w.wpack;
-  T* dh_carry = bpack + w.bpack;                  // B × H
+  const BackwardWork w = backward_work<T>(d, 1, a.ids != nullptr);  // offsets do not depend on the team
+  T* const room = a.work;                         // the workspace's room: W_hh packed or a block of B
+  T* wpack = (few_rows(B) || w.wpack) ? room : a.dW_hh;
+  T* dh_carry = room + w.wpack + w.bpack;         // B × H
   T* dc_carry = dh_carry + B * H;                 // B × H
   const APack<T> apack{dc_carry + B * H, w.apack_stride};
   PYLSTM_PHASE_START();
@@ -595,6 +635,8 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
       dh_carry[b * H + j] = a.dh_T ? a.dh_T[b * H + j] : T(0);
       dc_carry[b * H + j] = a.dc_T ? a.dc_T[b * H + j] : T(0);
     }
+#pragma omp for schedule(static) nowait
+  for (int64_t n = 0; n < G; ++n) a.db[n] = T(0);  // summed step by step (after the gate math's barrier)
   if (!few_rows(B)) pack_b_full<T>(wpack, Strided<T>{a.W_hh, H, 1}, G, H);
   PYLSTM_PHASE(10, "backward: start, pack W_hh");
 
@@ -648,21 +690,21 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
       a.dc0[b * H + j] = dc_carry[b * H + j];
     }
 
-  // Whole-sequence products after the loop.
-  // The packed W_hh is done with: its room and the block's (adjacent) hold
-  // groups of B blocks for the rows-first products below.
-  T* bgroup = wpack;
-  const int64_t bcap = w.wpack + w.bpack;
-  // dW_hh += dGᵀ · h_{t-1}   (A(m, k) = dG[k, m])
+  // Whole-sequence products after the loop, their B operands packed into
+  // the larger of the workspace's room and the one lent (BackwardWork): dW_hh's
+  // room for dW_ih and dx, then the cell states' for dW_hh.
   PYLSTM_PHASE(13, "backward: dh0, dc0");
-  gemm<T>(a.dW_hh, H, G, H, rows, a.gates, 1, G, PrevHidden<T>{a.y, a.h0, Tn, H}, true, bgroup, apack, nullptr,
-          bcap);
-  PYLSTM_PHASE(14, "backward: dW_hh");
+  const int64_t room_elems = w.wpack + w.bpack;
+  const bool lend_whh = G * H > room_elems, lend_cs = rows * H > room_elems;
+  T* const room_a = lend_whh ? a.dW_hh : room;
+  const int64_t room_a_elems = lend_whh ? G * H : room_elems;
   if (a.ids) {
-    // dW_ih[:, id] += dG row: a scatter, rows of dW_ih split over threads.
+    // dW_ih[:, id] = Σ dG rows: a scatter, rows of dW_ih split over threads.
 #pragma omp for schedule(static)
     for (int64_t n0 = 0; n0 < G; n0 += kChunk) {
       const int64_t n1 = (n0 + kChunk < G) ? n0 + kChunk : G;
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t v = 0; v < I; ++v) a.dW_ih[n * I + v] = T(0);
       for (int64_t r = 0; r < rows; ++r) {
         const T* g = a.gates + r * G;
         const int64_t id = a.ids[r];
@@ -670,12 +712,18 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
       }
     }
   } else {
-    // dW_ih += dGᵀ · X ;  dx = dG · W_ih
-    gemm<T>(a.dW_ih, I, G, I, rows, a.gates, 1, G, Strided<T>{a.x, I, 1}, true, bgroup, apack, nullptr, bcap);
+    // dW_ih = dGᵀ · X ;  dx = dG · W_ih
+    gemm<T>(a.dW_ih, I, G, I, rows, a.gates, 1, G, Strided<T>{a.x, I, 1}, false, room_a, apack, nullptr,
+            room_a_elems);
     PYLSTM_PHASE(15, "backward: dW_ih");
-    gemm<T>(a.dx, I, rows, I, G, a.gates, G, 1, Strided<T>{a.W_ih, I, 1}, false, bgroup, apack, nullptr, bcap);
+    gemm<T>(a.dx, I, rows, I, G, a.gates, G, 1, Strided<T>{a.W_ih, I, 1}, false, room_a, apack, nullptr,
+            room_a_elems);
     PYLSTM_PHASE(16, "backward: dx");
   }
+  // dW_hh = dGᵀ · h_{t-1}   (A(m, k) = dG[k, m])
+  gemm<T>(a.dW_hh, H, G, H, rows, a.gates, 1, G, PrevHidden<T>{a.y, a.h0, Tn, H}, false, lend_cs ? a.cs : room,
+          apack, nullptr, lend_cs ? rows * H : room_elems);
+  PYLSTM_PHASE(14, "backward: dW_hh");
 }
 
 // ------------------------------------------------------------ entries --
@@ -704,7 +752,10 @@ void forward(const ForwardArgs<T>& a, Dims d, int nthreads) {
 
 template <typename T>
 void backward(const BackwardArgs<T>& a, Dims d, int nthreads) {
-  if (lanes_layout(d)) {
+  if (lanes_layout(d)) {  // (it sums into the weight gradients)
+    std::fill(a.dW_ih, a.dW_ih + 4 * d.H * d.I, T(0));
+    std::fill(a.dW_hh, a.dW_hh + 4 * d.H * d.H, T(0));
+    std::fill(a.db, a.db + 4 * d.H, T(0));
     lanes::backward<T>(a, d);
     return;
   }
@@ -720,12 +771,12 @@ void backward(const BackwardArgs<T>& a, Dims d, int nthreads) {
 template <typename T>
 int64_t forward_work_elems(Dims d, int nthreads, bool cache, bool ids) {
   if (lanes_layout(d)) return lanes::forward_workspace_elems<T>(d, cache, ids);
-  return forward_workspace_elems<T>(d, nthreads);
+  return forward_workspace_elems<T>(d, nthreads, cache);
 }
 template <typename T>
 int64_t backward_work_elems(Dims d, int nthreads, bool ids) {
   if (lanes_layout(d)) return lanes::backward_workspace_elems<T>(d, ids);
-  return backward_workspace_elems<T>(d, nthreads);
+  return backward_workspace_elems<T>(d, nthreads, ids);
 }
 
 template <typename T>

@@ -76,11 +76,20 @@ THREADED_FEW_PANELS_SHAPE = (64, 3, 20, 96)
 # B·T above the GEMM's row block (144) and I, 4H above its depth block (256): the large
 # products' rows-first path, split over 3 threads.
 THREADED_LARGE_SHAPE = (40, 5, 300, 129)
+# Memory lent by the call instead of the workspace's (csrc/lstm_kernels.inl): H past the
+# in-place recurrent product's threshold with B in one panel on every path (the forward reads
+# W_hh where it lies); (4, 3, 300, 264): the input projection in ranges of columns, block by
+# block, and W_hh packed in the workspace (H not a multiple of the panel width); (4, 70, 300,
+# 288): the projection in ranges of all K rows in y's room, W_hh packed in dW_hh's room, dx in
+# ranges there and dW_hh in the cell states' room.
+LENT_ROOM_SHAPES = [(4, 3, 300, 264), (4, 70, 300, 288)]
 
 
 def test_threaded_shapes_really_use_threads():
     B, T, I, H = SHAPES[-1]
     assert _core.team_size(B, T, I, H, 2) == 2
+    for shape in LENT_ROOM_SHAPES:
+        assert _core.team_size(*shape, 2) == 2
     for B, T, I, H in (THREADED_SHAPE, THREADED_LARGE_SHAPE):
         assert _core.team_size(B, T, I, H, 3) == 3
     for shape in (THREADED_LARGE_SHAPE, THREADED_FEW_PANELS_SHAPE):
@@ -93,6 +102,15 @@ def test_matches_reference(isa, num_threads, dtype, shape, make_problem):
     p = make_problem(*shape, dtype=dtype)
     got = _run(kernels, p, dtype, num_threads=num_threads)
     _assert_close(got, _run(ref, p, F64), dtype)
+
+
+@pytest.mark.parametrize("shape", LENT_ROOM_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("state", [True, False], ids=["state", "no_state"])
+def test_lent_rooms_match_reference(isa, num_threads, dtype, state, shape, make_problem):
+    p = make_problem(*shape, dtype=dtype)
+    got = _run(kernels, p, dtype, state=state, num_threads=num_threads)
+    _assert_close(got, _run(ref, p, F64, state=state), dtype)  # (summed into dW_hh's room, dW_hh would be off)
 
 
 # (name, options of _run): initial state or not, gradient only from the last step, clip, ids.
@@ -200,7 +218,8 @@ THREAD_VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("shape", [THREADED_SHAPE, THREADED_LARGE_SHAPE, THREADED_FEW_PANELS_SHAPE], ids=_shape_id)
+@pytest.mark.parametrize("shape", [THREADED_SHAPE, THREADED_LARGE_SHAPE, THREADED_FEW_PANELS_SHAPE,
+                                   *LENT_ROOM_SHAPES], ids=_shape_id)
 @pytest.mark.parametrize("variant", list(THREAD_VARIANTS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_threads_bit_identical(isa, dtype, variant, shape, make_problem):
