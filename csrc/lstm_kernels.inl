@@ -63,15 +63,19 @@ inline bool short_rows(int64_t K) { return K < Vec<T>::W; }
 
 // Whether the forward's recurrent product reads W_hh in place
 // (step_product.inl): in a training forward (one that keeps a cache), with
-// the batch in one panel and a packed W_hhᵀ that would not stay in L2.
-// There it runs as fast as the packed product (T=50, B=32, I=H=1024, 1
-// thread: 76.0 against 76.7 ms a forward) and saves the copy, a
-// training step's largest allocation beside its cache. An inference
-// forward keeps the packed copy: its product ran 4-8% faster with it
-// (77-85 against 74-75 ms).
+// a packed W_hhᵀ that would not stay in L2 and at most 32 batch rows in at
+// most two panels of the micro-kernel. There it runs as fast as the packed
+// product and saves the copy, a training step's largest allocation beside
+// its cache (T=50, B=32, I=H=1024, 1 thread: AVX-512, one panel, 76.0
+// against 76.7 ms a forward; AVX2, two panels of 16 rows, training steps
+// 1.003× the packed ones). With 64 rows (two AVX-512 panels at H = 512) each
+// row of W_hh is read twice per step, and the packed product was 5-8%
+// faster. An inference forward keeps the packed copy: its product ran 4-8%
+// faster with it (77-85 against 74-75 ms at 1024).
 template <typename T>
 inline bool recurrent_in_place(Dims d, bool cache) {
-  return cache && !few_rows(d.B) && d.B <= Tile<T>::NR && d.H * padded_cols<T>(4 * d.H) > kL2Floats;
+  return cache && !few_rows(d.B) && d.B <= 32 && d.B <= 2 * Tile<T>::NR &&
+         d.H * padded_cols<T>(4 * d.H) > kL2Floats;
 }
 
 // h_{t-1} for row k = b*T + t of the batch-first sequence (null = zero state).
