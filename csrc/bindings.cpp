@@ -118,13 +118,18 @@ py::tuple forward_impl(const std::string& isa, const py::object& x, const py::ob
 
   // The cache's buffers are flat: their layout is the kernel's (lstm.h).
   py::array_t<T> y = output_array<T>({B, Tn, H}), h_T = new_array<T>({B, H}), c_T = new_array<T>({B, H});
-  py::array_t<T> gates =
-      output_array<T>({need_cache ? pylstm::cache_gates_elems(d) : pylstm::scratch_gates_elems(d)});
+  // (no array at all where an inference call needs no gate buffer: the lanes path)
+  const int64_t gates_elems = need_cache ? pylstm::cache_gates_elems(d) : pylstm::scratch_gates_elems(d);
+  py::object gates = py::none();
+  if (gates_elems > 0) {
+    py::array_t<T> gates_arr = output_array<T>({gates_elems});
+    a.gates = gates_arr.mutable_data();
+    gates = gates_arr;
+  }
   py::object cs = py::none();
   a.y = y.mutable_data();
   a.h_T = h_T.mutable_data();
   a.c_T = c_T.mutable_data();
-  a.gates = gates.size() ? gates.mutable_data() : nullptr;
   if (need_cache) {
     py::array_t<T> cs_arr = output_array<T>({pylstm::cache_cells_elems(d)});
     a.cs = cs_arr.mutable_data();
