@@ -135,14 +135,17 @@ int64_t forward_workspace_elems(Dims d, int nthreads, bool cache) {
 
 #if defined(PYLSTM_VECTOR_MATH)
 // W hidden units of one row's gate math, in vectors. ai/af/ag/ao: the gate
-// blocks (pre-activations in, activations out); cp: c_{t-1} (null = zeros).
+// blocks (pre-activations in, activations out unless !keep: an inference
+// call keeps none); cp: c_{t-1} (null = zeros).
 inline void gates_forward_lanes(float* ai, float* af, float* ag, float* ao, const float* cp, float* c_out,
-                                float* h_out) {
+                                float* h_out, bool keep = true) {
   using V = Vec<float>;
   const V i = vsigmoid(V::load(ai)), f = vsigmoid(V::load(af));
   const V g = vtanh(V::load(ag)), o = vsigmoid(V::load(ao));
   const V c = V::fma(f, cp ? V::load(cp) : V::zero(), i * g);  // c_t = f⊙c_{t-1} + i⊙g
-  i.store(ai); f.store(af); g.store(ag); o.store(ao);
+  if (keep) {
+    i.store(ai); f.store(af); g.store(ag); o.store(ao);
+  }
   c.store(c_out);
   (o * vtanh(c)).store(h_out);                                  // h_t = o⊙tanh(c_t)
 }
@@ -155,10 +158,11 @@ inline void gates_forward_lanes(float* ai, float* af, float* ag, float* ao, cons
 // streams 4 MiB of W_hhᵀ through a 2 MiB L2, so the pre-activations it wrote
 // are back in L3 by the time the gate math reads them: the loads stalled
 // (a third of the forward's gate math samples on the two first loads).
+// `keep` false (inference): the activations need not be written back.
 template <typename T>
 inline void gates_forward_row(T* a, T* c_out, T* h_out, const T* c_prev, int64_t H,
                               [[maybe_unused]] const T* next_a = nullptr,  // (hints: the portable path has none)
-                              [[maybe_unused]] const T* next_c = nullptr) {
+                              [[maybe_unused]] const T* next_c = nullptr, [[maybe_unused]] bool keep = true) {
 #if defined(PYLSTM_VECTOR_MATH)
   if constexpr (std::is_same_v<T, float>) {
     constexpr int W = Vec<float>::W;
@@ -169,7 +173,7 @@ inline void gates_forward_row(T* a, T* c_out, T* h_out, const T* c_prev, int64_t
         if (next_c) __builtin_prefetch(next_c + j);
       }
       gates_forward_lanes(a + j, a + H + j, a + 2 * H + j, a + 3 * H + j, c_prev ? c_prev + j : nullptr,
-                          c_out + j, h_out + j);
+                          c_out + j, h_out + j, keep);
     }
     if (j < H) {  // the last H % W units, through a zero-padded copy
       const int64_t n = H - j;
@@ -241,8 +245,9 @@ inline void gates_forward_staged(const ForwardArgs<T>& a, const Cell& cell, int6
       const float* c_prev;
       float* c_out;
       cell(b, c_prev, c_out);
-      for (int q = 0; q < 4; ++q)
-        for (int64_t j = 0; j < H; ++j) g[q * H + j] = s[q][n + j];
+      if (a.cs)  // (an inference call keeps no activations)
+        for (int q = 0; q < 4; ++q)
+          for (int64_t j = 0; j < H; ++j) g[q * H + j] = s[q][n + j];
       for (int64_t j = 0; j < H; ++j) c_out[j] = s[5][n + j];
       for (int64_t j = 0; j < H; ++j) a.y[r * H + j] = s[6][n + j];
       n += H;
@@ -432,7 +437,7 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
           T* unused;
           if (b + 1 < B) cell(b + 1, next_c, unused);
           gates_forward_row(gt + b * gld, c_out, a.y + (b * Tn + t) * H, c_prev, H,
-                            b + 1 < B ? gt + (b + 1) * gld : nullptr, next_c);
+                            b + 1 < B ? gt + (b + 1) * gld : nullptr, next_c, a.cs != nullptr);
         }
     }
     PYLSTM_PHASE(4, "forward: step gate math");
