@@ -17,8 +17,12 @@
 #include <math.h>
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <type_traits>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>  // red zones in the workspace (lstm_kernels.inl)
+#endif
 #if defined(_OPENMP)
 #include <omp.h>
 #endif

@@ -78,6 +78,26 @@ inline bool recurrent_in_place(Dims d, bool cache) {
          d.H * padded_cols<T>(4 * d.H) > kL2Floats;
 }
 
+// Sanitizer builds leave a poisoned gap after each part of a workspace, so
+// that a part outgrowing its size is reported (the parts share one
+// allocation: AddressSanitizer alone sees only the end of the whole).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int64_t kRedZone = 64;  // elements
+template <typename T>
+void poison_red_zones(T* work, std::initializer_list<int64_t> ends, bool poison) {
+  for (int64_t end : ends) {  // a red zone [end, end + kRedZone), its whole 8-byte granules
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(work + end) + 7) / 8 * 8;
+    const uintptr_t hi = reinterpret_cast<uintptr_t>(work + end + kRedZone) / 8 * 8;
+    if (poison)
+      ASAN_POISON_MEMORY_REGION(reinterpret_cast<void*>(lo), hi - lo);
+    else
+      ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(lo), hi - lo);
+  }
+}
+#else
+constexpr int64_t kRedZone = 0;
+#endif
+
 // h_{t-1} for row k = b*T + t of the batch-first sequence (null = zero state).
 template <typename T>
 struct PrevHidden {
@@ -102,12 +122,16 @@ int64_t forward_apack_stride(Dims d) {
   return apack_stride<T>(rows, depth);
 }
 
-// Workspace layout of forward_team: [W_hh packed | W_ih block | cell state |
-// A blocks]; parts a call does not use (batch-1 steps) have size zero, so a
-// generation step allocates almost nothing.
+// Workspace layout of forward_team: [W_hh packed | W_ih block | bias | cell
+// state | A blocks], a red zone after all but the first part (kRedZone: 0
+// but in sanitizer builds); parts a call does not use (batch-1 steps) have
+// size zero, so a generation step allocates almost nothing.
 struct ForwardWork {
   int64_t wpack, bpack, bias, cstate, apack;
-  int64_t total() const { return wpack + bpack + bias + cstate + apack; }
+  int64_t bias_at() const { return wpack + bpack + kRedZone; }
+  int64_t cstate_at() const { return bias_at() + bias + kRedZone; }
+  int64_t apack_at() const { return cstate_at() + cstate + kRedZone; }
+  int64_t total() const { return apack_at() + apack + kRedZone; }
 };
 template <typename T>
 ForwardWork forward_work(Dims d, int nthreads, bool cache) {
@@ -117,7 +141,8 @@ ForwardWork forward_work(Dims d, int nthreads, bool cache) {
   // W_hhᵀ packed once per call; for batch-1 steps with H below a vector, W_hhᵀ plain (short_rows);
   // read in place, h_{t-1}ᵀ packed per step instead (step_product.inl).
   w.wpack = few_rec ? (short_rows<T>(d.H) ? d.H * G : 0) : d.H * padded_cols<T>(G);
-  if (recurrent_in_place<T>(d, cache)) w.wpack = d.H * Tile<T>::NR;
+  constexpr int64_t NR = Tile<T>::NR;
+  if (recurrent_in_place<T>(d, cache)) w.wpack = d.H * ((d.B + NR - 1) / NR * NR);  // its panels (at most two)
   // The input projection runs before the time loop writes y or packs W_hh: it packs W_ihᵀ into the
   // larger of their rooms, and only what both lack of the room it needs is added here.
   const int64_t need = few_in ? 0 : gemm_min_room<T>(G, d.I);
@@ -314,10 +339,9 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
   const int64_t rows = B * Tn;
   const ForwardWork w = forward_work<T>(d, 1, a.cs != nullptr);  // offsets do not depend on the team (A blocks last)
   T* wpack = a.work;
-  T* bpack = wpack + w.wpack;
-  T* bias = bpack + w.bpack;
-  T* cstate = bias + w.bias;
-  const APack<T> apack{cstate + w.cstate, forward_apack_stride<T>(d)};
+  T* bias = a.work + w.bias_at();
+  T* cstate = a.work + w.cstate_at();
+  const APack<T> apack{a.work + w.apack_at(), forward_apack_stride<T>(d)};
   const StepwiseInput sw = forward_stepwise<T>(a, d);
   const bool stepwise = sw.steps > 0;
   T* wihpack = a.gates + sw.wih;                // stepwise: W_ihᵀ packed (I × Gpad)
@@ -465,9 +489,11 @@ void forward_team(const ForwardArgs<T>& a, Dims d) {
 // into rooms the call lends: dW_hh's (until dW_hh, the last product, is
 // written) and the cell states' (the cache is used up by then). Every
 // product's rows and depth are at most max(4H, B·T).
-struct BackwardWork {
+struct BackwardWork {  // (red zones as in ForwardWork)
   int64_t wpack, bpack, carry, apack_stride, apack;
-  int64_t total() const { return wpack + bpack + carry + apack; }
+  int64_t carry_at() const { return wpack + bpack + kRedZone; }
+  int64_t apack_at() const { return carry_at() + carry + kRedZone; }
+  int64_t total() const { return apack_at() + apack + kRedZone; }
 };
 template <typename T>
 inline bool pack_whh_in_dW_hh(Dims d) { return padded_cols<T>(d.H) == d.H; }
@@ -633,9 +659,9 @@ void backward_team(const BackwardArgs<T>& a, Dims d) {
   const BackwardWork w = backward_work<T>(d, 1, a.ids != nullptr);  // offsets do not depend on the team
   T* const room = a.work;                         // the workspace's room: W_hh packed or a block of B
   T* wpack = (few_rows(B) || w.wpack) ? room : a.dW_hh;
-  T* dh_carry = room + w.wpack + w.bpack;         // B × H
+  T* dh_carry = room + w.carry_at();              // B × H
   T* dc_carry = dh_carry + B * H;                 // B × H
-  const APack<T> apack{dc_carry + B * H, w.apack_stride};
+  const APack<T> apack{room + w.apack_at(), w.apack_stride};
   PYLSTM_PHASE_START();
 
 #pragma omp for schedule(static)
@@ -751,12 +777,21 @@ void forward(const ForwardArgs<T>& a, Dims d, int nthreads) {
     return;
   }
   const int team = team_size(d, nthreads);
+#if defined(__SANITIZE_ADDRESS__)
+  const ForwardWork w = forward_work<T>(d, team, a.cs != nullptr);
+  const auto zones = {w.bias_at() - kRedZone, w.cstate_at() - kRedZone, w.apack_at() - kRedZone,
+                      w.total() - kRedZone};
+  poison_red_zones(a.work, zones, true);
+#endif
   if (team <= 1) {  // see run_serially_when_alone
     forward_team<T>(a, d);
-    return;
-  }
+  } else {
 #pragma omp parallel num_threads(team)
-  forward_team<T>(a, d);
+    forward_team<T>(a, d);
+  }
+#if defined(__SANITIZE_ADDRESS__)
+  poison_red_zones(a.work, zones, false);  // (the block may serve another call)
+#endif
 }
 
 template <typename T>
@@ -769,12 +804,20 @@ void backward(const BackwardArgs<T>& a, Dims d, int nthreads) {
     return;
   }
   const int team = team_size(d, nthreads);
+#if defined(__SANITIZE_ADDRESS__)
+  const BackwardWork w = backward_work<T>(d, team, a.ids != nullptr);
+  const auto zones = {w.carry_at() - kRedZone, w.apack_at() - kRedZone, w.total() - kRedZone};
+  poison_red_zones(a.work, zones, true);
+#endif
   if (team <= 1) {  // see run_serially_when_alone
     backward_team<T>(a, d);
-    return;
-  }
+  } else {
 #pragma omp parallel num_threads(team)
-  backward_team<T>(a, d);
+    backward_team<T>(a, d);
+  }
+#if defined(__SANITIZE_ADDRESS__)
+  poison_red_zones(a.work, zones, false);
+#endif
 }
 
 template <typename T>

@@ -81,8 +81,9 @@ THREADED_LARGE_SHAPE = (40, 5, 300, 129)
 # W_hh where it lies); (4, 3, 300, 264): the input projection in ranges of columns, block by
 # block, and W_hh packed in the workspace (H not a multiple of the panel width); (4, 70, 300,
 # 288): the projection in ranges of all K rows in y's room, W_hh packed in dW_hh's room, dx in
-# ranges there and dW_hh in the cell states' room.
-LENT_ROOM_SHAPES = [(4, 3, 300, 264), (4, 70, 300, 288)]
+# ranges there and dW_hh in the cell states' room; (20, 3, 40, 264): h_{t-1} in two panels of
+# 16 rows (AVX2 float32, AVX-512 float64) for the in-place product.
+LENT_ROOM_SHAPES = [(4, 3, 300, 264), (4, 70, 300, 288), (20, 3, 40, 264)]
 
 
 def test_threaded_shapes_really_use_threads():
