@@ -632,12 +632,9 @@ void gemm(T* C, int64_t ldc, int64_t M, int64_t N, int64_t K, const T* A, int64_
   constexpr int64_t NR = Tile<T>::NR;
   const int64_t Np = padded_cols<T>(N), nj = Np / NR, kc = K < KC ? K : KC;
   if (bcap == 0) bcap = kc * Np;
-  if (K == 0 || bcap >= K * Np || panel_width<T>(N) != NR) {
-    gemm_in_blocks(C, ldc, M, N, K, A, a_rs, a_cs, B, accumulate, bpack, apack, bias, bcap);
-    return;
-  }
-  const bool whole_k = rows_first<T>(M, N, K) && bcap / (K * NR) >= kMinRangePanels;
-  if (!whole_k && bcap >= kc * Np) {  // a block of all columns fits: no ranges
+  const bool whole_k = K > 0 && rows_first<T>(M, N, K) && bcap / (K * NR) >= kMinRangePanels;
+  // No ranges where all of B fits, or (but for all K rows of a range) one block of all its columns
+  if (K == 0 || bcap >= K * Np || panel_width<T>(N) != NR || (!whole_k && bcap >= kc * Np)) {
     gemm_in_blocks(C, ldc, M, N, K, A, a_rs, a_cs, B, accumulate, bpack, apack, bias, bcap);
     return;
   }
